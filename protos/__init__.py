@@ -1,0 +1,1 @@
+"""Protocol buffer sources and their generated Python modules."""

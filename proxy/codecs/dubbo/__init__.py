@@ -1,0 +1,1 @@
+"""Dubbo 2 wire protocol (sans-IO)."""

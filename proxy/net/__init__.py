@@ -1,0 +1,1 @@
+"""The only code that awaits on sockets: listeners, downstream, upstream, pools."""

@@ -1,0 +1,1 @@
+"""HSF-like registry model and its backends (embedded, ZooKeeper)."""
