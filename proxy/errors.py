@@ -58,9 +58,12 @@ class LanewayError(Exception):
     grpc_status: GrpcStatus = GrpcStatus.INTERNAL
     close: bool = False
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, request_id: int | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # The Dubbo request id the error belongs to, when the frame header was parsed: the
+        # caller answers that id before closing. None when unknown (bad magic, telnet text).
+        self.request_id = request_id
 
 
 class BadRequest(LanewayError):

@@ -18,10 +18,11 @@ app = typer.Typer(
     help="RPC compatibility and environment-routing proxy (Dubbo 2, gRPC / Triple).",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,
 )
 
 # Command modules, imported for their registrations on `app` (by fixed name, never from input).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("routing_cmds", "serve_cmds", "registry_cmds")
 
 
 @app.callback()

@@ -1,0 +1,287 @@
+"""A Dubbo 2 request: body prefix decoded eagerly, attachments lazily, original bytes kept.
+
+Body (one Hessian 2 stream): dubbo version, path, version, method, parameter-types descriptor,
+one value per parameter, attachments map. Routing needs the prefix (service and method) and
+the attachments (``dubbo.tag``, ``group``); the arguments are only stepped over, never built.
+The frame is forwarded as it arrived; when an attachment must change, only the attachments
+map at the end of the body is rewritten (see :meth:`Request.with_attachments`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from proxy.codecs.dubbo.descriptor import DescriptorError, count_parameters
+from proxy.codecs.dubbo.header import HEADER_LENGTH, Header, build_header, rewrite_request_id
+from proxy.codecs.dubbo.limits import DubboLimits
+from proxy.codecs.dubbo.scalars import SCALAR_TAGS, SCALAR_TYPES
+from proxy.codecs.hessian2 import DecodeError, Decoder, encode
+from proxy.errors import BadRequest, RequestTooLarge
+
+#: The service version Dubbo uses for an unversioned service (DESIGN.md §1).
+UNVERSIONED = "0.0.0"
+
+_MAP_UNTYPED = 0x48  # 'H'
+_MAP_TYPED = 0x4D  # 'M'
+_MAP_END = 0x5A  # 'Z'
+
+
+class _LazyAttachments:
+    """Decodes the arguments-then-attachments tail once, on first use, and remembers the
+    outcome (value or error), so a request answers the same way every time it is asked."""
+
+    __slots__ = (
+        "_decoder",
+        "_error",
+        "_frame",
+        "_limits",
+        "_params",
+        "_request_id",
+        "start",
+        "value",
+    )
+
+    def __init__(
+        self, frame: bytes, decoder: Decoder, params: int, limits: DubboLimits, request_id: int
+    ) -> None:
+        self._frame = frame
+        self._decoder: Decoder | None = decoder
+        self._params = params
+        self._limits = limits
+        self._request_id = request_id
+        self._error: BadRequest | None = None
+        self.value: Mapping[str, object] | None = None
+        self.start = -1
+
+    def get(self) -> Mapping[str, object]:
+        if self.value is not None:
+            return self.value
+        if self._error is not None:
+            raise self._error
+        decoder = self._decoder
+        assert decoder is not None
+        self._decoder = None  # one pass only: the decoder's tables are spent afterwards
+        try:
+            # Read-only view: the request is shared (routing, tracing, forwarding).
+            self.value = MappingProxyType(self._decode(decoder))
+        except BadRequest as exc:
+            self._error = exc
+            raise
+        return self.value
+
+    def _fail(self, message: str, *, too_large: bool = False) -> BadRequest:
+        kind = RequestTooLarge if too_large else BadRequest
+        return kind(f"request {self._request_id}: {message}", request_id=self._request_id)
+
+    def _decode(self, decoder: Decoder) -> dict[str, object]:
+        try:
+            for index in range(self._params):
+                try:
+                    decoder.skip()
+                except DecodeError as exc:
+                    raise self._fail(f"argument {index}: {exc}") from exc
+            self.start = decoder.pos
+            if decoder.at_end():
+                return {}  # no attachments map at all: tolerated, as Dubbo reads it as empty
+            size = len(self._frame) - decoder.pos
+            if size > self._limits.max_attachments_bytes:
+                raise self._fail(
+                    f"attachments take {size} bytes, more than the "
+                    f"{self._limits.max_attachments_bytes} allowed",
+                    too_large=True,
+                )
+            value = decoder.read()
+            if not decoder.at_end():
+                raise self._fail("bytes after the attachments map")
+        except DecodeError as exc:
+            raise self._fail(f"attachments: {exc}") from exc
+        if not isinstance(value, dict):
+            raise self._fail(f"attachments are a {type(value).__name__}, not a map")
+        if len(value) > self._limits.max_attachments:
+            raise self._fail(
+                f"{len(value)} attachments, more than the {self._limits.max_attachments} allowed",
+                too_large=True,
+            )
+        for key in value:
+            if not isinstance(key, str):
+                raise self._fail(f"attachment key {key!r} is not a string")
+        return value
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Request:
+    """One request frame. ``frame`` is the exact bytes received (header included).
+
+    ``version`` is the service version, ``"0.0.0"`` when the caller sent none. Reading
+    :attr:`attachments` skips the arguments and decodes the map on first use; it raises
+    :class:`~proxy.errors.BadRequest` (carrying ``request_id``) when that part is malformed
+    or over a limit.
+    """
+
+    request_id: int
+    two_way: bool
+    serialization_id: int
+    frame: bytes
+    dubbo_version: str
+    path: str
+    version: str
+    method: str
+    parameter_types: str
+    _lazy: _LazyAttachments = field(repr=False)
+
+    @property
+    def attachments(self) -> Mapping[str, object]:
+        return self._lazy.get()
+
+    @property
+    def group(self) -> str:
+        """The ``group`` attachment, ``""`` when absent (Dubbo's default group)."""
+        group = self.attachments.get("group")
+        return group if isinstance(group, str) else ""
+
+    def with_request_id(self, request_id: int) -> bytes:
+        """This frame under another request id, body untouched."""
+        return rewrite_request_id(self.frame, request_id)
+
+    def with_attachments(
+        self,
+        updates: Mapping[str, object] | None = None,
+        remove: Iterable[str] = (),
+        *,
+        request_id: int | None = None,
+    ) -> bytes:
+        """A new frame whose attachments have ``updates`` set and ``remove`` dropped.
+
+        Only the attachments map is rewritten: the prefix and argument bytes are copied as
+        they are. Entries not named keep their exact bytes when every entry is a
+        self-contained value (the usual all-strings map); otherwise the new entries are
+        appended at the end of the map (Java's and hessian.js's readers keep the last value
+        of a repeated key) and a removed key is overridden with null. New values must be
+        ``str``/``int``/``float``/``bool``/``bytes``/``None`` (``TypeError`` otherwise).
+        Raises ``BadRequest`` when the attachments cannot be decoded.
+        """
+        updates = dict(updates or {})
+        removed = set(remove) - updates.keys()
+        for key, value in updates.items():
+            if not isinstance(key, str) or not isinstance(value, SCALAR_TYPES):
+                raise TypeError(f"attachment {key!r}={value!r}: only scalar values are written")
+        current = self._lazy.get()
+        start = self._lazy.start
+        frame = self.frame
+        changed = {**updates, **dict.fromkeys(k for k in removed if k in current)}
+        added = b"".join(encode(k) + encode(v) for k, v in updates.items())
+        if start == len(frame):
+            new_map = b"H" + added + b"Z"
+        else:
+            spliced = _splice_scalar_map(frame, start, changed.keys(), added)
+            if spliced is not None:
+                new_map = spliced
+            elif frame[start] in (_MAP_UNTYPED, _MAP_TYPED):
+                nulls = b"".join(encode(k) + b"N" for k in removed if k in current)
+                new_map = frame[start:-1] + added + nulls + b"Z"
+            else:
+                new_map = _fresh_map(current, updates, removed, self.request_id)
+        body_length = start - HEADER_LENGTH + len(new_map)
+        header = build_header(
+            flags=frame[2],
+            status=frame[3],
+            request_id=self.request_id if request_id is None else request_id,
+            body_length=body_length,
+        )
+        return b"".join((header, frame[HEADER_LENGTH:start], new_map))
+
+
+def _splice_scalar_map(
+    frame: bytes, start: int, changed: Iterable[str], added: bytes
+) -> bytes | None:
+    """The map at ``start`` with the entries of ``changed`` keys cut out and ``added``
+    appended, or None when some entry is not self-contained (cutting it could renumber)."""
+    changed = set(changed)
+    end = len(frame)
+    tag = frame[start]
+    if tag == _MAP_UNTYPED:
+        pos = start + 1
+    elif tag == _MAP_TYPED:
+        if frame[start + 1] not in SCALAR_TAGS:
+            return None  # the type is a type-table ref: leave the map whole
+        type_decoder = Decoder(frame, start + 1, end)
+        type_decoder.skip()
+        pos = type_decoder.pos
+    else:
+        return None
+    parts = [frame[start:pos]]
+    decoder = Decoder(frame, pos, end)
+    while frame[decoder.pos] != _MAP_END:
+        entry_start = decoder.pos
+        if frame[entry_start] not in SCALAR_TAGS:
+            return None
+        key = decoder.read()
+        if frame[decoder.pos] not in SCALAR_TAGS:
+            return None
+        decoder.skip()
+        if key not in changed:
+            parts.append(frame[entry_start : decoder.pos])
+    parts.append(added)
+    parts.append(b"Z")
+    return b"".join(parts)
+
+
+def _fresh_map(
+    current: Mapping[str, object],
+    updates: Mapping[str, object],
+    removed: set[str],
+    request_id: int,
+) -> bytes:
+    """A new untyped map replacing a map that was sent as a back-reference."""
+    merged = {k: v for k, v in current.items() if k not in removed}
+    merged.update(updates)
+    if not all(isinstance(v, SCALAR_TYPES) for v in merged.values()):
+        raise BadRequest(
+            f"request {request_id}: attachments are a reference to a map holding objects; "
+            "laneway cannot rewrite them",
+            request_id=request_id,
+        )
+    return b"H" + b"".join(encode(k) + encode(v) for k, v in merged.items()) + b"Z"
+
+
+def parse_request(header: Header, frame: bytes, limits: DubboLimits) -> Request:
+    """Decode the prefix of a (non-event) request frame; the rest waits for
+    :attr:`Request.attachments`. Raises ``BadRequest`` carrying the request id."""
+    request_id = header.request_id
+    decoder = Decoder(frame, HEADER_LENGTH, len(frame), limits.hessian)
+    try:
+        dubbo_version = decoder.read_string()
+        path = decoder.read_string()
+        version = decoder.read_nullable_string()
+        method = decoder.read_string()
+        parameter_types = decoder.read_nullable_string()
+    except DecodeError as exc:
+        raise BadRequest(
+            f"request {request_id}: body does not start with the five Dubbo strings "
+            f"(dubbo version, path, version, method, parameter types): {exc}",
+            request_id=request_id,
+        ) from exc
+    if not dubbo_version or not path or not method:
+        raise BadRequest(
+            f"request {request_id}: empty dubbo version, path or method",
+            request_id=request_id,
+        )
+    parameter_types = parameter_types or ""
+    try:
+        params = count_parameters(parameter_types)
+    except DescriptorError as exc:
+        raise BadRequest(f"request {request_id}: {exc}", request_id=request_id) from exc
+    return Request(
+        request_id=request_id,
+        two_way=header.two_way,
+        serialization_id=header.serialization_id,
+        frame=frame,
+        dubbo_version=dubbo_version,
+        path=path,
+        version=version or UNVERSIONED,
+        method=method,
+        parameter_types=parameter_types,
+        _lazy=_LazyAttachments(frame, decoder, params, limits, request_id),
+    )

@@ -1,0 +1,138 @@
+"""`laneway.yaml`: what `laneway serve` listens on, where its registry is, where its routes are.
+
+```yaml
+listen: {dubbo: 127.0.0.1:20880, grpc: 127.0.0.1:50051, admin: 127.0.0.1:9901}
+registry: {kind: embedded}        # or {kind: zookeeper, hosts: 127.0.0.1:2181, root: /dubbo}
+routes: routes.yaml               # relative to this file; watched and hot-reloaded
+limits: {drain_timeout: 30}       # every limit has a default (DESIGN.md §7)
+```
+
+Loaded with ruamel.yaml in safe mode; unknown keys are errors (a typo must not silently
+fall back to a default on a proxy in front of production traffic).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+MAX_CONFIG_BYTES = 1 << 20
+# why: a config file is a few hundred bytes; refusing more bounds what a bad path can cost.
+
+
+class ConfigError(ValueError):
+    """laneway.yaml is missing, unreadable or invalid; the message says where and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_address(value: str | None) -> str | None:
+    """A listen address: ``host:port`` with port 0..65535 (0: pick a free port)."""
+    if value is not None:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise ValueError(f"listen address must be host:port, got {value!r}")
+    return value
+
+
+class Listen(_Strict):
+    """Addresses to bind (`host:port`, port 0 picks a free port); None leaves it off."""
+
+    dubbo: str | None = "127.0.0.1:20880"
+    grpc: str | None = None
+    admin: str | None = None
+    registry: str | None = "127.0.0.1:0"
+    """The embedded registry's gRPC API (moves onto the gRPC listener with the gRPC path)."""
+
+    def model_post_init(self, _context: object) -> None:
+        for value in (self.dubbo, self.grpc, self.admin, self.registry):
+            _check_address(value)
+
+
+class EmbeddedRegistryConfig(_Strict):
+    kind: Literal["embedded"] = "embedded"
+    state_file: Path | None = None
+
+
+class ZooKeeperRegistryConfig(_Strict):
+    kind: Literal["zookeeper"]
+    hosts: str
+    root: str = "/dubbo"
+
+
+RegistryConfig = Annotated[
+    EmbeddedRegistryConfig | ZooKeeperRegistryConfig, Field(discriminator="kind")
+]
+
+
+class Limits(_Strict):
+    """Every bound of the data path, with DESIGN.md §7 / TESTS.md §8 defaults."""
+
+    upstream_connect_timeout: float = Field(default=5.0, gt=0)
+    """Envoy's cluster default: a provider that does not accept in 5 s is not there."""
+    route_timeout: float = Field(default=15.0, gt=0)
+    """Used when the caller sets no timeout of its own (Envoy's route default)."""
+    max_call_timeout: float = Field(default=300.0, gt=0)
+    """A caller's `timeout` attachment is capped here: no call pins a slot for hours."""
+    drain_timeout: float = Field(default=30.0, ge=0)
+    """In-flight calls get this long to finish after SIGTERM before they are cancelled."""
+    request_read_timeout: float = Field(default=10.0, gt=0)
+    """Header to full body of one Dubbo frame (slowloris guard, TESTS.md D5)."""
+    max_inflight_per_connection: int = Field(default=1024, gt=0)
+    """One consumer connection cannot hold more than this many calls (Envoy 1024)."""
+    max_inflight_total: int = Field(default=10000, gt=0)
+    """Admission limit for the whole proxy: the excess is answered status 100 at once."""
+    max_connections: int = Field(default=10000, gt=0)
+    """Downstream connections per listener (Envoy edge); more are closed on accept."""
+    heartbeat_interval: float = Field(default=60.0, gt=0)
+    """Dubbo's heartbeat period on idle upstream connections."""
+    upstream_idle_timeout: float = Field(default=180.0, gt=0)
+    """An upstream connection unused this long is closed (Dubbo: 3 x heartbeat)."""
+
+
+class LanewayConfig(_Strict):
+    listen: Listen = Listen()
+    registry: RegistryConfig = EmbeddedRegistryConfig()
+    routes: Path | None = None
+    watch_routes: bool = True
+    """Reload the routes file when it changes (SIGHUP and POST /reload always work)."""
+    limits: Limits = Limits()
+    base_dir: Path = Path(".")
+    """Directory relative paths are resolved against (the config file's)."""
+
+    @property
+    def routes_path(self) -> Path | None:
+        if self.routes is None:
+            return None
+        return self.routes if self.routes.is_absolute() else self.base_dir / self.routes
+
+
+def load_config(path: Path) -> LanewayConfig:
+    """Read and validate `path`. Raises ConfigError with file:line:col where known."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes")
+    yaml = YAML(typ="safe", pure=True)
+    try:
+        data = yaml.load(raw) or {}
+    except YAMLError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1:1: error: expected a mapping at the top level")
+    try:
+        return LanewayConfig.model_validate({**data, "base_dir": path.parent})
+    except ValidationError as exc:
+        lines = [
+            f"{path}: error: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise ConfigError("\n".join(lines)) from exc

@@ -1,0 +1,126 @@
+"""Upstream connection pool: one multiplexed connection per provider address.
+
+The pool's nursery (``run``) owns every upstream connection's tasks. ``get(address)``
+returns a live connection, opening one if needed; concurrent callers for the same address
+share one connect attempt. Which provider to use is the router's pure decision; the pool
+only does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NoReturn
+
+import trio
+
+from proxy.errors import UpstreamDied
+from proxy.health import HostHealth
+from proxy.net.dubbo_upstream import UpstreamConnection
+from proxy.registry.model import split_address
+
+
+@dataclass
+class PoolStats:
+    connects: int = 0
+    connect_failures: int = 0
+
+
+class UpstreamPool:
+    def __init__(
+        self,
+        health: HostHealth,
+        *,
+        connect_timeout: float,
+        heartbeat_interval: float,
+        idle_timeout: float,
+    ) -> None:
+        self._health = health
+        self._connect_timeout = connect_timeout
+        self._heartbeat_interval = heartbeat_interval
+        self._idle_timeout = idle_timeout
+        self._conns: dict[str, UpstreamConnection] = {}
+        self._connecting: dict[str, trio.Event] = {}
+        self._nursery: trio.Nursery | None = None
+        self.stats = PoolStats()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the upstream connections until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    def connections(self) -> dict[str, UpstreamConnection]:
+        return dict(self._conns)
+
+    async def get(self, address: str) -> UpstreamConnection:
+        """A usable connection to ``address``. Raises UpstreamDied when it cannot connect
+        within the connect timeout (the host's failure is counted for ejection)."""
+        while True:
+            conn = self._conns.get(address)
+            if conn is not None and conn.usable:
+                return conn
+            pending = self._connecting.get(address)
+            if pending is None:
+                break
+            await pending.wait()
+            if address not in self._conns:
+                raise UpstreamDied(f"cannot connect to provider {address}")
+        done = self._connecting[address] = trio.Event()
+        try:
+            return await self._connect(address)
+        finally:
+            del self._connecting[address]
+            done.set()
+
+    async def _connect(self, address: str) -> UpstreamConnection:
+        assert self._nursery is not None, "UpstreamPool.run() is not running"
+        host, port = split_address(address)
+        self.stats.connects += 1
+        stream: trio.SocketStream | None = None
+        with trio.move_on_after(self._connect_timeout):
+            try:
+                stream = await trio.open_tcp_stream(host, port)
+            except OSError as exc:
+                return self._connect_failed(address, f"cannot connect to provider {address}: {exc}")
+        if stream is None:
+            timeout = self._connect_timeout
+            return self._connect_failed(
+                address, f"connecting to provider {address} timed out after {timeout}s"
+            )
+        old = self._conns.get(address)
+        if old is not None:
+            old.close()  # readonly or dead: its in-flight calls end on their own terms
+        self._health.set_readonly(address, False)
+        conn = UpstreamConnection(
+            address,
+            stream,
+            heartbeat_interval=self._heartbeat_interval,
+            idle_timeout=self._idle_timeout,
+            on_readonly=self._on_readonly,
+        )
+        self._conns[address] = conn
+        await self._nursery.start(self._run_conn, conn)
+        return conn
+
+    def _connect_failed(self, address: str, message: str) -> NoReturn:
+        self.stats.connect_failures += 1
+        self._health.connect_failed(address, trio.current_time())
+        self._conns.pop(address, None)
+        raise UpstreamDied(message)
+
+    def _on_readonly(self, address: str) -> None:
+        self._health.set_readonly(address, True)
+
+    async def _run_conn(
+        self, conn: UpstreamConnection, *, task_status: trio.TaskStatus[None]
+    ) -> None:
+        try:
+            await conn.run(task_status=task_status)
+        finally:
+            if self._conns.get(conn.address) is conn:
+                del self._conns[conn.address]
+
+    def close_all(self) -> None:
+        for conn in list(self._conns.values()):
+            conn.close()

@@ -1,0 +1,121 @@
+"""Call -> Decision: routing.decide() over the registry's lanes and live host health. No I/O.
+
+The router names the provider; ``proxy.net`` asks the pool for a connection and moves the
+bytes. Within a lane it balances by *least in-flight relative to weight* among two
+weighted-random candidates (power of two choices): cheap, and it steers away from a slow
+host without a global scan.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+
+from proxy.call import Call
+from proxy.health import HostHealth
+from proxy.registry.model import Lanes, Provider, ServiceKey
+from routing import Decision, RouteTable, pick_weighted
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A registry provider as routing sees it (``routing.ProviderLike``) at this instant."""
+
+    address: str
+    env: str
+    weight: int
+    healthy: bool
+    provider: Provider
+
+
+class TableRef:
+    """The live route table. ``swap`` replaces it whole; a call reads it exactly once
+    (``current``), so every call is routed by exactly one table version (DESIGN.md §2.7)."""
+
+    def __init__(self, table: RouteTable) -> None:
+        self.current = table
+        self.reloads = 0
+        self.reload_failures = 0
+        self.last_error: str | None = None
+
+    def swap(self, table: RouteTable) -> None:
+        self.current = table
+        self.reloads += 1
+        self.last_error = None
+
+
+class Router:
+    def __init__(
+        self,
+        table: TableRef,
+        lanes_of: Callable[[ServiceKey], Lanes],
+        health: HostHealth,
+        clock: Callable[[], float],
+        rng: random.Random | None = None,
+    ) -> None:
+        self._table = table
+        self._lanes_of = lanes_of
+        self.health = health
+        self._clock = clock
+        self._rng = rng if rng is not None else random.Random()
+        self.panics = 0
+
+    @property
+    def table(self) -> RouteTable:
+        return self._table.current
+
+    def candidates(
+        self,
+        key: ServiceKey,
+        protocol: str,
+        exclude: Collection[str] = (),
+        *,
+        panic: bool = False,
+    ) -> dict[str, tuple[Candidate, ...]]:
+        """The service's providers speaking ``protocol``, by env, with current health;
+        addresses in ``exclude`` (already failed for this call) count as unhealthy. In
+        ``panic`` mode outlier ejection is ignored (READONLY hosts stay out)."""
+        now = self._clock()
+        usable = self.health.usable_in_panic if panic else self.health.usable
+        out: dict[str, tuple[Candidate, ...]] = {}
+        for env, providers in self._lanes_of(key).items():
+            lane = tuple(
+                Candidate(
+                    p.address,
+                    p.env,
+                    p.weight,
+                    usable(p.address, now) and p.address not in exclude,
+                    p,
+                )
+                for p in providers
+                if p.protocol == protocol
+            )
+            if lane:
+                out[env] = lane
+        return out
+
+    def route(self, call: Call, exclude: Collection[str] = ()) -> Decision[Candidate]:
+        """Decide where ``call`` goes. Never raises: an unroutable call gets a Decision
+        whose ``error`` names the service, the env asked for and the lanes tried."""
+        table = self._table.current
+        providers: Mapping[str, Sequence[Candidate]] = self.candidates(
+            call.key, call.protocol, exclude
+        )
+        decision = table.decide(call, providers, pick=self._pick)
+        if decision.ok or not any(not c.healthy for lane in providers.values() for c in lane):
+            return decision
+        # Panic (Envoy's panic threshold, TESTS.md R7): every lane the call may use has only
+        # ejected hosts. Failing the call would turn an outlier guess into a hard outage, so
+        # route as if nobody were ejected.
+        self.panics += 1
+        providers = self.candidates(call.key, call.protocol, exclude, panic=True)
+        return table.decide(call, providers, pick=self._pick)
+
+    def _pick(self, usable: Sequence[Candidate]) -> Candidate:
+        if len(usable) == 1:
+            return usable[0]
+        a = pick_weighted(usable, self._rng)
+        b = pick_weighted(usable, self._rng)
+        load = self.health.in_flight
+        return a if load(a.address) * b.weight <= load(b.address) * a.weight else b

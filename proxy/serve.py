@@ -1,0 +1,226 @@
+"""`laneway serve`: the proxy's nursery tree.
+
+```
+serve
+├── registry backend            (embedded gRPC registry, or ZooKeeper)
+├── upstream pool               (one multiplexed connection per provider)
+├── Dubbo frontend              (listener + one task tree per consumer connection)
+└── routes watcher              (watchfiles + SIGHUP -> atomic table swap)
+```
+
+Every child is started with ``nursery.start`` and reports ready; ``serve`` reports the
+bound addresses only when all are. Shutdown (``Proxy.shutdown`` / SIGTERM / SIGINT) drains:
+stop accepting, READONLY to consumers, in-flight calls get the drain timeout, then cancel.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from proxy.config import LanewayConfig, ZooKeeperRegistryConfig
+from proxy.forward import DubboForwarder
+from proxy.health import HostHealth
+from proxy.net.dubbo_downstream import DubboFrontend, FrontendLimits
+from proxy.net.pool import UpstreamPool
+from proxy.registry.backend import RegistryBackend
+from proxy.registry.embedded import EmbeddedRegistry
+from proxy.registry.model import Lanes, Provider, ServiceKey
+from proxy.router import Router, TableRef
+from routing import RoutesError, RouteTable, load, loads
+
+log = logging.getLogger("laneway")
+
+RELOAD_DEBOUNCE_MS = 200
+# why: editors write a file in several steps; one reload per burst of changes.
+WATCH_WAKE_MS = 250
+# why: watchfiles' watcher thread cannot be interrupted; it checks for cancellation this
+# often, which bounds how long a shutdown waits for it.
+
+
+@dataclass(frozen=True)
+class Bound:
+    """Where the running proxy listens (ports resolved when 0 was asked)."""
+
+    dubbo: str | None
+    registry: str | None
+
+
+def static_lanes(table: RouteTable) -> dict[ServiceKey, Lanes]:
+    """The routes file's static providers, as registry lanes by service."""
+    out: dict[ServiceKey, dict[str, list[Provider]]] = {}
+    for sp in table.static_providers:
+        if not sp.healthy:
+            continue
+        key = ServiceKey.of(sp.service, sp.version, sp.group)
+        env = sp.env or table.main
+        provider = Provider(
+            address=sp.address,
+            protocol=sp.protocol,
+            env=env,
+            weight=sp.weight,
+            methods=sp.methods,
+            application=sp.application or "",
+            source="static",
+        )
+        out.setdefault(key, {}).setdefault(env, []).append(provider)
+    return {k: {e: tuple(ps) for e, ps in lanes.items()} for k, lanes in out.items()}
+
+
+class Lookup:
+    """Registry lanes merged with the routes file's static providers (static first)."""
+
+    def __init__(self, registry: RegistryBackend) -> None:
+        self._registry = registry
+        self._static: dict[ServiceKey, Lanes] = {}
+
+    def set_table(self, table: RouteTable) -> None:
+        self._static = static_lanes(table)
+
+    def __call__(self, key: ServiceKey) -> Lanes:
+        live = self._registry.snapshot(key)
+        static = self._static.get(key)
+        if not static:
+            return live
+        merged = dict(live)
+        for env, providers in static.items():
+            merged[env] = providers + tuple(live.get(env, ()))
+        return merged
+
+
+def load_table(path: Path | None) -> RouteTable:
+    """The routes file's table, or the default table (main only, x-env / dubbo.tag /
+    baggage carriers) when no file is configured. Raises RoutesError."""
+    return loads("", "<default routes>") if path is None else load(path)
+
+
+class Proxy:
+    """A running laneway. Build it, then ``await nursery.start(proxy.run)``."""
+
+    def __init__(self, config: LanewayConfig) -> None:
+        self.config = config
+        self.health = HostHealth()
+        self.registry = self._make_registry()
+        self.lookup = Lookup(self.registry)
+        table = load_table(config.routes_path)
+        self.lookup.set_table(table)
+        self.tables = TableRef(table)
+        self.router = Router(self.tables, self.lookup, self.health, trio.current_time)
+        limits = config.limits
+        self.pool = UpstreamPool(
+            self.health,
+            connect_timeout=limits.upstream_connect_timeout,
+            heartbeat_interval=limits.heartbeat_interval,
+            idle_timeout=limits.upstream_idle_timeout,
+        )
+        self.forwarder = DubboForwarder(
+            self.router,
+            self.pool,
+            route_timeout=limits.route_timeout,
+            max_timeout=limits.max_call_timeout,
+        )
+        self.dubbo = DubboFrontend(
+            self.forwarder,
+            FrontendLimits(
+                request_read_timeout=limits.request_read_timeout,
+                max_inflight_per_connection=limits.max_inflight_per_connection,
+                max_inflight_total=limits.max_inflight_total,
+                max_connections=limits.max_connections,
+            ),
+        )
+        self._shutdown = trio.Event()
+        self.stopped = trio.Event()
+
+    def _make_registry(self) -> RegistryBackend:
+        reg = self.config.registry
+        if isinstance(reg, ZooKeeperRegistryConfig):
+            from proxy.registry.zk import ZkRegistry
+
+            return ZkRegistry(reg.hosts, root=reg.root)
+        return EmbeddedRegistry(listen=self.config.listen.registry, state_file=reg.state_file)
+
+    def reload(self) -> bool:
+        """Re-read the routes file and swap the table atomically. On any error the old
+        table stays live and every problem is logged as file:line:col."""
+        path = self.config.routes_path
+        try:
+            table = load_table(path)
+        except RoutesError as exc:
+            self.tables.reload_failures += 1
+            self.tables.last_error = str(exc)
+            log.error(
+                "routes reload failed, keeping table %s:\n%s", self.tables.current.version, exc
+            )
+            return False
+        self.lookup.set_table(table)
+        self.tables.swap(table)
+        log.info("routes reloaded: table %s", table.version)
+        return True
+
+    def shutdown(self) -> None:
+        """Begin a graceful drain (idempotent)."""
+        self._shutdown.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[Bound] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await self._run(task_status)
+        finally:
+            self.stopped.set()
+
+    async def _run(self, task_status: trio.TaskStatus[Bound]) -> None:
+        listen = self.config.listen
+        async with trio.open_nursery() as nursery:
+            reg_address = await nursery.start(self.registry.run)
+            await nursery.start(self.pool.run)
+            dubbo_address: str | None = None
+            if listen.dubbo is not None:
+                dubbo_address = await nursery.start(self.dubbo.run, listen.dubbo)
+            if self.config.routes_path is not None and self.config.watch_routes:
+                nursery.start_soon(self._watch_routes, self.config.routes_path)
+            registry = reg_address if isinstance(reg_address, str) else None
+            task_status.started(Bound(dubbo=dubbo_address, registry=registry))
+            await self._shutdown.wait()
+            with trio.move_on_after(self.config.limits.drain_timeout):
+                await self.dubbo.drain()
+            nursery.cancel_scope.cancel()
+
+    async def _watch_routes(self, path: Path) -> None:
+        import watchfiles
+
+        async for _changes in watchfiles.awatch(
+            path,
+            debounce=RELOAD_DEBOUNCE_MS,
+            rust_timeout=WATCH_WAKE_MS,
+            stop_event=self._shutdown,
+        ):
+            self.reload()
+
+
+async def run_until_signalled(
+    proxy: Proxy, on_ready: Callable[[Bound], None] | None = None
+) -> None:
+    """Run ``proxy``; SIGTERM/SIGINT drain it, SIGHUP reloads the routes."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        async with trio.open_nursery() as nursery:
+            bound = await nursery.start(proxy.run)
+            if on_ready is not None:
+                on_ready(bound)
+
+            async def watch_signals() -> None:
+                async for signum in signals:
+                    if signum == signal.SIGHUP:
+                        proxy.reload()
+                    else:
+                        proxy.shutdown()
+
+            nursery.start_soon(watch_signals)
+            await proxy.stopped.wait()  # run() has drained and returned
+            nursery.cancel_scope.cancel()
+
+
+__all__ = ["Bound", "Lookup", "Proxy", "load_table", "run_until_signalled", "static_lanes"]

@@ -1,0 +1,118 @@
+"""Hostile Dubbo input at the proxy's socket: answered or closed, nothing reaches a provider,
+and other consumers keep being served (each test checks a control call)."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import trio
+
+from proxy.codecs.dubbo import HEADER_LENGTH, MAGIC, encode_request, parse_header
+from proxy.demo import GREETER
+from proxy.errors import DubboStatus
+from tests.integration.dubbo.stack import Stack, running_stack
+
+READ_TIMEOUT = 0.3
+
+
+async def _raw(stack: Stack) -> trio.SocketStream:
+    host, _, port = stack.dubbo.rpartition(":")
+    return await trio.open_tcp_stream(host, int(port))
+
+
+async def _read_until_closed(stream: trio.SocketStream, limit: float = 2.0) -> bytes:
+    """Everything the proxy sends until it closes the connection (fails after ``limit``)."""
+    got = b""
+    with trio.fail_after(limit):
+        while chunk := await stream.receive_some(65536):
+            got += chunk
+    await stream.aclose()
+    return got
+
+
+def _status(frame: bytes) -> int:
+    return parse_header(frame[:HEADER_LENGTH]).status
+
+
+async def _assert_untouched_and_serving(stack: Stack) -> None:
+    assert stack.main.calls == stack.feature.calls == 0
+    assert stack.proxy.pool.stats.connects == 0
+    control = await stack.call()
+    assert control.ok, control
+
+
+async def test_bad_magic_closes_without_reaching_upstream() -> None:
+    """D1 dubbo-bad-magic"""
+    async with running_stack() as stack:
+        stream = await _raw(stack)
+        start = trio.current_time()
+        await stream.send_all(b"\x12\x34" + os.urandom(14))
+        assert await _read_until_closed(stream) == b""
+        assert trio.current_time() - start < 0.1
+        assert stack.proxy.dubbo.stats.protocol_errors == 1
+        await _assert_untouched_and_serving(stack)
+
+
+async def test_telnet_commands_are_refused() -> None:
+    """D2 dubbo-telnet-refusal"""
+    async with running_stack() as stack:
+        for line in (b"ls\r\n", b"invoke a.B.c({})\r\n"):
+            stream = await _raw(stack)
+            await stream.send_all(line)
+            assert await _read_until_closed(stream) == b""
+        await _assert_untouched_and_serving(stack)
+
+
+async def test_other_serializations_are_rejected_with_bad_request() -> None:
+    """D3 serialization-pin"""
+    async with running_stack() as stack:
+        frame = bytearray(encode_request(request_id=7, path=GREETER, method="sayHello"))
+        for serialization in (3, 4, 6, 7, 8, 9, 23):
+            frame[2] = (frame[2] & 0xE0) | serialization
+            stream = await _raw(stack)
+            await stream.send_all(bytes(frame))
+            answer = await _read_until_closed(stream)
+            assert _status(answer) == DubboStatus.BAD_REQUEST
+            assert str(serialization).encode() in answer
+        await _assert_untouched_and_serving(stack)
+
+
+async def test_oversize_body_is_rejected_on_the_header() -> None:
+    """D4 dubbo-oversize"""
+    async with running_stack() as stack:
+        for length in (8 * 1024 * 1024 + 1, 0x80000000):
+            header = struct.pack(">HBBQI", MAGIC, 0xC2, 0, 9, length)
+            stream = await _raw(stack)
+            await stream.send_all(header)
+            answer = await _read_until_closed(stream)
+            assert _status(answer) == DubboStatus.BAD_REQUEST
+        await _assert_untouched_and_serving(stack)
+
+
+async def test_stalled_body_is_closed_at_the_request_read_timeout() -> None:
+    """D5 dubbo-stalled-body"""
+    async with running_stack(request_read_timeout=READ_TIMEOUT) as stack:
+        header = struct.pack(">HBBQI", MAGIC, 0xC2, 0, 11, 1024 * 1024)
+        stream = await _raw(stack)
+        start = trio.current_time()
+        await stream.send_all(header + b"x" * 10)
+        assert await _read_until_closed(stream) == b""
+        took = trio.current_time() - start
+        assert READ_TIMEOUT <= took < READ_TIMEOUT + 0.2
+        assert stack.proxy.dubbo.stats.read_timeouts == 1
+        await _assert_untouched_and_serving(stack)
+
+
+async def test_hessian_depth_bomb_in_attachments_is_a_bad_request() -> None:
+    """D6 hessian-depth-bomb (through the proxy)"""
+    async with running_stack() as stack:
+        good = encode_request(request_id=5, path=GREETER, method="sayHello", version="1.0.0")
+        # Replace the (empty) attachments map with 10,000 nested lists.
+        body = good[HEADER_LENGTH:-2] + b"H" + b"\x03tag" + b"\x57" * 10_000 + b"Z"
+        frame = struct.pack(">HBBQI", MAGIC, 0xC2, 0, 5, len(body)) + body
+        stream = await _raw(stack)
+        await stream.send_all(frame)
+        answer = await _read_until_closed(stream)
+        assert _status(answer) == DubboStatus.BAD_REQUEST
+        await _assert_untouched_and_serving(stack)
