@@ -32,8 +32,7 @@ protos: $(DEV_STAMP)
 	$(PY) -m protos.build
 
 run: $(RUN_STAMP)
-	$(VENV)/bin/laneway --help
-	$(VENV)/bin/laneway version
+	$(VENV)/bin/laneway demo
 
 deps: $(DEV_STAMP) $(SYS_STAMP)
 

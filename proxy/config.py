@@ -90,6 +90,8 @@ class Limits(_Strict):
     """Admission limit for the whole proxy: the excess is answered status 100 at once."""
     max_connections: int = Field(default=10000, gt=0)
     """Downstream connections per listener (Envoy edge); more are closed on accept."""
+    consumer_idle_timeout: float = Field(default=180.0, gt=0)
+    """A consumer connection silent this long is closed (Dubbo: 3 x heartbeat)."""
     heartbeat_interval: float = Field(default=60.0, gt=0)
     """Dubbo's heartbeat period on idle upstream connections."""
     upstream_idle_timeout: float = Field(default=180.0, gt=0)

@@ -131,6 +131,7 @@ class Proxy:
                 max_inflight_per_connection=limits.max_inflight_per_connection,
                 max_inflight_total=limits.max_inflight_total,
                 max_connections=limits.max_connections,
+                idle_timeout=limits.consumer_idle_timeout,
             ),
         )
         self._shutdown = trio.Event()

@@ -29,6 +29,7 @@ class FrontendStats:
     refused_connections: int = 0  # over max_connections
     protocol_errors: int = 0  # connections closed for bad input (D1-D4, D6-D7)
     read_timeouts: int = 0  # a frame started and did not finish in time (D5)
+    idle_closed: int = 0  # consumers silent past the idle timeout
     overloaded: int = 0  # calls answered status 100
     in_flight: int = 0
     by_status: dict[int, int] = field(default_factory=dict)
@@ -40,6 +41,7 @@ class FrontendLimits:
     max_inflight_per_connection: int
     max_inflight_total: int
     max_connections: int
+    idle_timeout: float
 
 
 class DownstreamConnection:
@@ -69,14 +71,21 @@ class DownstreamConnection:
 
     async def _read_loop(self, calls: trio.Nursery) -> None:
         limits = self._frontend.limits
-        read_deadline = math.inf
+        frame_deadline = math.inf
         partial_id: int | None = None
         while not self._closing:
             data: bytes | None = None
-            with trio.move_on_at(read_deadline):
+            idle_deadline = trio.current_time() + limits.idle_timeout
+            with trio.move_on_at(min(frame_deadline, idle_deadline)):
                 data = bytes(await self._stream.receive_some(RECEIVE_SIZE))
-            if data is None:  # a frame started and did not finish in time (TESTS.md D5)
-                self._frontend.stats.read_timeouts += 1
+            if data is None:
+                if frame_deadline <= trio.current_time():
+                    # A frame started and did not finish in time (TESTS.md D5).
+                    self._frontend.stats.read_timeouts += 1
+                elif not self.in_flight:
+                    self._frontend.stats.idle_closed += 1
+                else:
+                    continue  # silent while its calls are in flight: that is fine
                 return
             try:
                 events = self.codec.receive_data(data)
@@ -90,10 +99,10 @@ class DownstreamConnection:
                     return
             if self.codec.partial_frame_pending:
                 if partial_id is None or self.codec.partial_request_id != partial_id:
-                    read_deadline = trio.current_time() + limits.request_read_timeout
+                    frame_deadline = trio.current_time() + limits.request_read_timeout
                     partial_id = self.codec.partial_request_id
             else:
-                read_deadline = math.inf
+                frame_deadline = math.inf
                 partial_id = None
             await self._flush()  # heartbeat answers the codec queued
 

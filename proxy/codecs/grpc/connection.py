@@ -91,6 +91,7 @@ class H2Counters:
         "stream_errors",
         "streams_opened",
         "unknown_frames",
+        "window_update_floods",
     )
 
     def __init__(self) -> None:
@@ -119,6 +120,7 @@ class H2Counters:
     stream_errors: int
     streams_opened: int
     unknown_frames: int
+    window_update_floods: int
 
 
 class _Flood(H2ConnectionError):
@@ -158,7 +160,7 @@ class H2Connection:
         # Closed stream ids we still recognise -> True when *we* reset it (frames ignored).
         self._closed: collections.OrderedDict[int, bool] = collections.OrderedDict()
         self._highest_peer_id = 0
-        self._next_local_id = 1 if client_side else 2
+        self._first_local_id = self._next_local_id = 1 if client_side else 2
         self._peer_parity = 0 if client_side else 1
         self._peer_open = 0
         self._local_open = 0
@@ -173,6 +175,8 @@ class H2Connection:
         self._hb_stream_error: H2StreamError | None = None
         self._empty_frames = 0
         self._priority_frames = 0
+        self._window_updates = 0
+        self._data_frames_sent = 0
         self._tokens = limits.control_frame_burst
         self._tokens_at: float | None = None
         self._premature = 0
@@ -702,6 +706,15 @@ class H2Connection:
         )
 
     def _on_window_update(self, flags: int, sid: int, body: bytes) -> None:
+        self._window_updates += 1
+        # Envoy's formula: WINDOW_UPDATEs are earned by streams (either side's) and by DATA
+        # we send; the base allowance covers a connection's start.
+        per_data = self.limits.max_window_updates_per_data_frame
+        streams = self.counters.streams_opened + (self._next_local_id - self._first_local_id) // 2
+        allowed = per_data + 2 * (streams + per_data * self._data_frames_sent)
+        if self._window_updates > allowed:
+            self.counters.window_update_floods += 1
+            raise _Flood("window-update-flood", f"{self._window_updates} WINDOW_UPDATE frames")
         increment = fr.parse_u32(body) & 0x7FFFFFFF
         if sid == 0:
             if increment == 0:
@@ -872,6 +885,7 @@ class H2Connection:
             stream.outbound -= n
             self._conn_out -= n
             last = not pending and stream.pending_end
+            self._data_frames_sent += 1
             self._queue(fr.frame(fr.DATA, fr.END_STREAM if last else 0, sid, chunk), False)
             if last:
                 self._blocked.pop(sid, None)

@@ -70,7 +70,7 @@ def literal(name: bytes, value: bytes, kind: int) -> bytes:
     huffman = kind == 0x40
     index = _STATIC_NAME.get(name)
     if index is None:
-        return bytes([kind]) + _string(name) + _string(value, huffman)
+        return bytes([kind]) + _string(name, huffman) + _string(value, huffman)
     prefix = encode_integer(index, 6 if kind == 0x40 else 4)
     prefix[0] |= kind
     return bytes(prefix) + _string(value, huffman)

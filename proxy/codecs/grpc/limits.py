@@ -56,6 +56,8 @@ SOFT_UNFLUSHED_BYTES = 32_768
 MAX_CONSECUTIVE_EMPTY_FRAMES = 1
 #: Envoy `max_inbound_priority_frames_per_stream`: PRIORITY is ignored, but not in unbounded floods.
 MAX_PRIORITY_FRAMES_PER_STREAM = 100
+#: Envoy `max_inbound_window_update_frames_per_data_frame_sent` (CVE-2019-9511 family).
+MAX_WINDOW_UPDATES_PER_DATA_FRAME = 10
 #: CVE-2019-9512/9515: inbound PING + SETTINGS sustained rate (per second) before we stop answering.
 CONTROL_FRAME_RATE = 10.0
 #: The burst of PING + SETTINGS a peer may send at once (connection start, keepalive bursts).
@@ -82,6 +84,7 @@ class H2Limits:
     max_unflushed_bytes: int = MAX_UNFLUSHED_BYTES
     max_consecutive_empty_frames: int = MAX_CONSECUTIVE_EMPTY_FRAMES
     max_priority_frames_per_stream: int = MAX_PRIORITY_FRAMES_PER_STREAM
+    max_window_updates_per_data_frame: int = MAX_WINDOW_UPDATES_PER_DATA_FRAME
     control_frame_rate: float = CONTROL_FRAME_RATE
     control_frame_burst: float = CONTROL_FRAME_BURST
     max_remembered_closed_streams: int = MAX_REMEMBERED_CLOSED_STREAMS

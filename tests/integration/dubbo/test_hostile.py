@@ -116,3 +116,13 @@ async def test_hessian_depth_bomb_in_attachments_is_a_bad_request() -> None:
         answer = await _read_until_closed(stream)
         assert _status(answer) == DubboStatus.BAD_REQUEST
         await _assert_untouched_and_serving(stack)
+
+
+async def test_silent_consumer_is_closed_at_the_idle_timeout() -> None:
+    async with running_stack(consumer_idle_timeout=READ_TIMEOUT) as stack:
+        stream = await _raw(stack)
+        start = trio.current_time()
+        assert await _read_until_closed(stream) == b""
+        assert trio.current_time() - start >= READ_TIMEOUT
+        assert stack.proxy.dubbo.stats.idle_closed == 1
+        await _assert_untouched_and_serving(stack)

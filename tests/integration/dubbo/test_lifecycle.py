@@ -162,6 +162,20 @@ async def test_demo_runs_as_a_process_and_routes_by_tag() -> None:
         assert plain.value == "Hello, ann! (served by main)"
         assert tagged.value == f"Hello, ann! (served by {FEATURE})"
         assert fallback.attachments["served-by"] == "main"
+        # The same through `laneway call`, as the demo tells a person to do.
+        url = f"dubbo://{dubbo}/{GREETER}"
+        cli = [sys.executable, "-m", "proxy", "call", url, "sayHello", '["bo"]']
+        ok = await trio.run_process(
+            [*cli, "--version", "1.0.0", "--tag", FEATURE], capture_stdout=True
+        )
+        answer = json.loads(ok.stdout)
+        assert answer["value"] == f"Hello, bo! (served by {FEATURE})"
+        assert answer["attachments"]["seen-tag"] == FEATURE
+        missing = await trio.run_process(
+            [*cli, "--version", "9.9.9"], capture_stdout=True, check=False
+        )
+        assert missing.returncode == 1
+        assert json.loads(missing.stdout)["status"] == 60
     finally:
         code, err = await _stop(proc, signal.SIGINT)
     assert code == 0, err
@@ -206,4 +220,3 @@ def test_serve_refuses_a_bad_config_with_a_clear_message(tmp_path: Path) -> None
     )
     assert out.returncode == 2
     assert "registery" in out.stderr and "listen" in out.stderr
-    json.dumps(out.stderr)  # printable

@@ -2,6 +2,7 @@
 // A real Dubbo 2 provider for laneway's interop tests: npm sofa-rpc-node serving the
 // dubbo protocol of npm dubbo-remoting on 127.0.0.1, on a free port.
 // Prints one JSON line {"port": N} on stdout once it listens, then serves until killed.
+// argv[2], optional: a label `whoami()` answers with (the env a test registered it in).
 const path = require('path');
 const nodeModules = path.join(__dirname, '..', 'node', 'node_modules');
 const { RpcServer } = require(path.join(nodeModules, 'sofa-rpc-node')).server;
@@ -35,6 +36,9 @@ async function main() {
     async attachment(key) {
       const value = this.req.data.requestProps[key];
       return value === undefined ? '<absent>' : String(value);
+    },
+    async whoami() {
+      return process.argv[2] || 'unlabelled';
     },
     async fail(message) {
       throw new Error(message);
