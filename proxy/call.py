@@ -19,7 +19,8 @@ class Call:
 
     key: ServiceKey
     method: str
-    protocol: str
+    protocols: tuple[str, ...]
+    """Registry protocols that may serve it: ("dubbo",) or ("grpc", "tri")."""
     metadata: Mapping[str, str] = field(default_factory=dict)
     deadline: float | None = None
 

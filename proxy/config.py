@@ -92,6 +92,10 @@ class Limits(_Strict):
     """Downstream connections per listener (Envoy edge); more are closed on accept."""
     consumer_idle_timeout: float = Field(default=180.0, gt=0)
     """A consumer connection silent this long is closed (Dubbo: 3 x heartbeat)."""
+    grpc_idle_timeout: float = Field(default=3600.0, gt=0)
+    """A gRPC connection with no stream this long is closed (Envoy's idle default)."""
+    max_grpc_message: int = Field(default=4 * 1024 * 1024, gt=0)
+    """gRPC's default max message, either direction (G5)."""
     heartbeat_interval: float = Field(default=60.0, gt=0)
     """Dubbo's heartbeat period on idle upstream connections."""
     upstream_idle_timeout: float = Field(default=180.0, gt=0)

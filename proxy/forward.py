@@ -14,11 +14,13 @@ import trio
 from proxy.call import Call, lower_metadata
 from proxy.codecs.dubbo import Request
 from proxy.errors import NoProvider, UpstreamDied
+from proxy.net.dubbo_upstream import UpstreamConnection
 from proxy.net.pool import UpstreamPool
 from proxy.registry.model import ServiceKey
 from proxy.router import Candidate, Router
 from routing import Decision, RouteTable, baggage_member
 
+DUBBO_PROTOCOLS = ("dubbo",)
 MAX_CONNECT_RETRIES = 2
 # why: gRFC A6 / Envoy: retry only what never reached a provider, and at most twice.
 
@@ -75,7 +77,12 @@ class DubboForwarder:
     """Routes and forwards Dubbo requests. One per proxy; shared by every connection."""
 
     def __init__(
-        self, router: Router, pool: UpstreamPool, *, route_timeout: float, max_timeout: float
+        self,
+        router: Router,
+        pool: UpstreamPool[UpstreamConnection],
+        *,
+        route_timeout: float,
+        max_timeout: float,
     ) -> None:
         self.router = router
         self.pool = pool
@@ -90,7 +97,7 @@ class DubboForwarder:
         return Call(
             key,
             request.method,
-            "dubbo",
+            DUBBO_PROTOCOLS,
             lower_metadata(attachments.items()),
             trio.current_time() + timeout,
         )

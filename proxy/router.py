@@ -65,15 +65,19 @@ class Router:
     def table(self) -> RouteTable:
         return self._table.current
 
+    def lanes_of(self, key: ServiceKey) -> Lanes:
+        """Every provider of ``key`` the proxy knows, by env (registry + static)."""
+        return self._lanes_of(key)
+
     def candidates(
         self,
         key: ServiceKey,
-        protocol: str,
+        protocols: Collection[str],
         exclude: Collection[str] = (),
         *,
         panic: bool = False,
     ) -> dict[str, tuple[Candidate, ...]]:
-        """The service's providers speaking ``protocol``, by env, with current health;
+        """The service's providers speaking one of ``protocols``, by env, with health;
         addresses in ``exclude`` (already failed for this call) count as unhealthy. In
         ``panic`` mode outlier ejection is ignored (READONLY hosts stay out)."""
         now = self._clock()
@@ -89,7 +93,7 @@ class Router:
                     p,
                 )
                 for p in providers
-                if p.protocol == protocol
+                if p.protocol in protocols
             )
             if lane:
                 out[env] = lane
@@ -100,7 +104,7 @@ class Router:
         whose ``error`` names the service, the env asked for and the lanes tried."""
         table = self._table.current
         providers: Mapping[str, Sequence[Candidate]] = self.candidates(
-            call.key, call.protocol, exclude
+            call.key, call.protocols, exclude
         )
         decision = table.decide(call, providers, pick=self._pick)
         if decision.ok or not any(not c.healthy for lane in providers.values() for c in lane):
@@ -109,7 +113,7 @@ class Router:
         # ejected hosts. Failing the call would turn an outlier guess into a hard outage, so
         # route as if nobody were ejected.
         self.panics += 1
-        providers = self.candidates(call.key, call.protocol, exclude, panic=True)
+        providers = self.candidates(call.key, call.protocols, exclude, panic=True)
         return table.decide(call, providers, pick=self._pick)
 
     def _pick(self, usable: Sequence[Candidate]) -> Candidate:

@@ -25,8 +25,12 @@ import trio
 
 from proxy.config import LanewayConfig, ZooKeeperRegistryConfig
 from proxy.forward import DubboForwarder
+from proxy.grpc_forward import GrpcForwarder
 from proxy.health import HostHealth
 from proxy.net.dubbo_downstream import DubboFrontend, FrontendLimits
+from proxy.net.dubbo_upstream import UpstreamConnection
+from proxy.net.grpc_downstream import GrpcFrontend, GrpcFrontendLimits
+from proxy.net.h2_upstream import H2Upstream
 from proxy.net.pool import UpstreamPool
 from proxy.registry.backend import RegistryBackend
 from proxy.registry.embedded import EmbeddedRegistry
@@ -49,6 +53,7 @@ class Bound:
 
     dubbo: str | None
     registry: str | None
+    grpc: str | None = None
 
 
 def static_lanes(table: RouteTable) -> dict[ServiceKey, Lanes]:
@@ -112,11 +117,20 @@ class Proxy:
         self.tables = TableRef(table)
         self.router = Router(self.tables, self.lookup, self.health, trio.current_time)
         limits = config.limits
+
+        def dubbo_upstream(
+            address: str, stream: trio.SocketStream, on_readonly: Callable[[str], None]
+        ) -> UpstreamConnection:
+            return UpstreamConnection(
+                address,
+                stream,
+                heartbeat_interval=limits.heartbeat_interval,
+                idle_timeout=limits.upstream_idle_timeout,
+                on_readonly=on_readonly,
+            )
+
         self.pool = UpstreamPool(
-            self.health,
-            connect_timeout=limits.upstream_connect_timeout,
-            heartbeat_interval=limits.heartbeat_interval,
-            idle_timeout=limits.upstream_idle_timeout,
+            self.health, dubbo_upstream, connect_timeout=limits.upstream_connect_timeout
         )
         self.forwarder = DubboForwarder(
             self.router,
@@ -132,6 +146,24 @@ class Proxy:
                 max_inflight_total=limits.max_inflight_total,
                 max_connections=limits.max_connections,
                 idle_timeout=limits.consumer_idle_timeout,
+            ),
+        )
+        self.grpc_pool = UpstreamPool(
+            self.health,
+            lambda address, stream, _on_readonly: H2Upstream(address, stream),
+            connect_timeout=limits.upstream_connect_timeout,
+        )
+        self.grpc_forwarder = GrpcForwarder(
+            self.router,
+            self.grpc_pool,
+            route_timeout=limits.route_timeout,
+            max_message_size=limits.max_grpc_message,
+        )
+        self.grpc = GrpcFrontend(
+            self.grpc_forwarder,
+            GrpcFrontendLimits(
+                max_connections=limits.max_connections,
+                idle_timeout=limits.grpc_idle_timeout,
             ),
         )
         self._shutdown = trio.Event()
@@ -178,16 +210,22 @@ class Proxy:
         async with trio.open_nursery() as nursery:
             reg_address = await nursery.start(self.registry.run)
             await nursery.start(self.pool.run)
+            await nursery.start(self.grpc_pool.run)
             dubbo_address: str | None = None
             if listen.dubbo is not None:
                 dubbo_address = await nursery.start(self.dubbo.run, listen.dubbo)
+            grpc_address: str | None = None
+            if listen.grpc is not None:
+                grpc_address = await nursery.start(self.grpc.run, listen.grpc)
             if self.config.routes_path is not None and self.config.watch_routes:
                 nursery.start_soon(self._watch_routes, self.config.routes_path)
             registry = reg_address if isinstance(reg_address, str) else None
-            task_status.started(Bound(dubbo=dubbo_address, registry=registry))
+            task_status.started(Bound(dubbo=dubbo_address, registry=registry, grpc=grpc_address))
             await self._shutdown.wait()
             with trio.move_on_after(self.config.limits.drain_timeout):
-                await self.dubbo.drain()
+                async with trio.open_nursery() as drains:
+                    drains.start_soon(self.dubbo.drain)
+                    drains.start_soon(self.grpc.drain)
             nursery.cancel_scope.cancel()
 
     async def _watch_routes(self, path: Path) -> None:

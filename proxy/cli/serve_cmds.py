@@ -35,7 +35,9 @@ def serve(
         raise typer.Exit(EXIT_CONFIG) from exc
 
     def ready(bound: Bound) -> None:
-        typer.echo(f"laneway ready: dubbo={bound.dubbo} registry={bound.registry}", err=False)
+        typer.echo(
+            f"laneway ready: dubbo={bound.dubbo} grpc={bound.grpc} registry={bound.registry}"
+        )
         sys.stdout.flush()
 
     trio.run(run_until_signalled, proxy, ready)

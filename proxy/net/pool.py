@@ -3,20 +3,40 @@
 The pool's nursery (``run``) owns every upstream connection's tasks. ``get(address)``
 returns a live connection, opening one if needed; concurrent callers for the same address
 share one connect attempt. Which provider to use is the router's pure decision; the pool
-only does I/O.
+only does I/O. One pool per protocol: the ``factory`` wraps a connected socket in that
+protocol's multiplexed connection (Dubbo, HTTP/2).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Generic, NoReturn, Protocol, TypeVar
 
 import trio
 
 from proxy.errors import UpstreamDied
 from proxy.health import HostHealth
-from proxy.net.dubbo_upstream import UpstreamConnection
 from proxy.registry.model import split_address
+
+
+class PooledConnection(Protocol):
+    """What the pool needs of a protocol's upstream connection."""
+
+    @property
+    def usable(self) -> bool:
+        """True while new calls may be sent on it."""
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = ...) -> None:
+        """Serve the connection until it closes; started() once it can take calls."""
+
+    def close(self) -> None:
+        """Stop it; calls in flight fail with UpstreamDied."""
+
+
+C = TypeVar("C", bound=PooledConnection)
+# factory(address, connected stream, on_readonly) -> connection
+Factory = Callable[[str, trio.SocketStream, Callable[[str], None]], C]
 
 
 @dataclass
@@ -25,20 +45,12 @@ class PoolStats:
     connect_failures: int = 0
 
 
-class UpstreamPool:
-    def __init__(
-        self,
-        health: HostHealth,
-        *,
-        connect_timeout: float,
-        heartbeat_interval: float,
-        idle_timeout: float,
-    ) -> None:
+class UpstreamPool(Generic[C]):
+    def __init__(self, health: HostHealth, factory: Factory[C], *, connect_timeout: float) -> None:
         self._health = health
+        self._factory = factory
         self._connect_timeout = connect_timeout
-        self._heartbeat_interval = heartbeat_interval
-        self._idle_timeout = idle_timeout
-        self._conns: dict[str, UpstreamConnection] = {}
+        self._conns: dict[str, C] = {}
         self._connecting: dict[str, trio.Event] = {}
         self._nursery: trio.Nursery | None = None
         self.stats = PoolStats()
@@ -50,10 +62,10 @@ class UpstreamPool:
             task_status.started()
             await trio.sleep_forever()
 
-    def connections(self) -> dict[str, UpstreamConnection]:
+    def connections(self) -> dict[str, C]:
         return dict(self._conns)
 
-    async def get(self, address: str) -> UpstreamConnection:
+    async def get(self, address: str) -> C:
         """A usable connection to ``address``. Raises UpstreamDied when it cannot connect
         within the connect timeout (the host's failure is counted for ejection)."""
         while True:
@@ -73,7 +85,7 @@ class UpstreamPool:
             del self._connecting[address]
             done.set()
 
-    async def _connect(self, address: str) -> UpstreamConnection:
+    async def _connect(self, address: str) -> C:
         assert self._nursery is not None, "UpstreamPool.run() is not running"
         host, port = split_address(address)
         self.stats.connects += 1
@@ -92,15 +104,9 @@ class UpstreamPool:
         if old is not None:
             old.close()  # readonly or dead: its in-flight calls end on their own terms
         self._health.set_readonly(address, False)
-        conn = UpstreamConnection(
-            address,
-            stream,
-            heartbeat_interval=self._heartbeat_interval,
-            idle_timeout=self._idle_timeout,
-            on_readonly=self._on_readonly,
-        )
+        conn = self._factory(address, stream, self._on_readonly)
         self._conns[address] = conn
-        await self._nursery.start(self._run_conn, conn)
+        await self._nursery.start(self._run_conn, address, conn)
         return conn
 
     def _connect_failed(self, address: str, message: str) -> NoReturn:
@@ -112,14 +118,12 @@ class UpstreamPool:
     def _on_readonly(self, address: str) -> None:
         self._health.set_readonly(address, True)
 
-    async def _run_conn(
-        self, conn: UpstreamConnection, *, task_status: trio.TaskStatus[None]
-    ) -> None:
+    async def _run_conn(self, address: str, conn: C, *, task_status: trio.TaskStatus[None]) -> None:
         try:
             await conn.run(task_status=task_status)
         finally:
-            if self._conns.get(conn.address) is conn:
-                del self._conns[conn.address]
+            if self._conns.get(address) is conn:
+                del self._conns[address]
 
     def close_all(self) -> None:
         for conn in list(self._conns.values()):

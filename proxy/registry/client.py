@@ -97,7 +97,19 @@ class RegistryClient:
         self.close()
 
 
-_Sent = tuple[int, threading.Event, ServiceKey, Provider]  # (request id, acked, key, provider)
+# (request id, set when acknowledged, the items sent)
+_Sent = tuple[int, threading.Event, list[tuple[ServiceKey, Provider]]]
+
+MAX_BATCH = 1000
+# why: ~150 bytes per registration keeps a batch far below gRPC's 4 MiB message limit.
+
+
+def _chunks(
+    items: list[tuple[ServiceKey, Provider]],
+) -> Iterator[list[tuple[ServiceKey, Provider]]]:
+    for start in range(0, len(items), MAX_BATCH):
+        yield items[start : start + MAX_BATCH]
+
 
 _CLOSE = object()  # sentinel ending one stream's request iterator
 _WAKE = object()  # sentinel making the request iterator re-read the heartbeat interval
@@ -122,7 +134,7 @@ class RegistryPublisher:
         self._outbox: queue.Queue[object] | None = None
         self._ids = itertools.count(1)
         self._acks: dict[int, threading.Event] = {}
-        self._errors: dict[int, str] = {}
+        self._errors: dict[int, list[tuple[int, str]]] = {}
         # Requests sent but not acknowledged: re-sent on the next stream if this one dies.
         self._unacked: dict[int, pb.PublishRequest] = {}
         self._call: grpc.Call | None = None
@@ -145,20 +157,19 @@ class RegistryPublisher:
     def register_many(
         self, items: Iterable[tuple[ServiceKey, Provider]], timeout: float = ACK_TIMEOUT
     ) -> None:
-        """Register many providers: all are sent, then all acknowledgements awaited (one
-        round trip for a whole process's services, not one per service)."""
-        sent = []
-        for key, provider in items:
-            with self._lock:
+        """Register many providers in batches of ``MAX_BATCH`` per message, then wait for
+        every acknowledgement (a whole process's services cost a few round trips)."""
+        items = list(items)
+        with self._lock:
+            for key, provider in items:
                 self._wanted[(key, provider.identity)] = (key, provider)
-            sent.append(self._send(key, provider, True))
-        self._wait(sent, timeout)
+        self._wait([self._send(chunk, True) for chunk in _chunks(items)], timeout)
 
     def unregister(self, key: ServiceKey, provider: Provider, timeout: float = ACK_TIMEOUT) -> None:
         """Stop publishing ``provider``; returns at once while disconnected (nothing to undo)."""
         with self._lock:
             self._wanted.pop((key, provider.identity), None)
-        self._wait([self._send(key, provider, False)], timeout)
+        self._wait([self._send([(key, provider)], False)], timeout)
 
     def close(self) -> None:
         """End the stream (the registry drops our registrations) and join the thread."""
@@ -174,15 +185,15 @@ class RegistryPublisher:
 
     # ---- internals ---------------------------------------------------------------------
 
-    def _send(self, key: ServiceKey, provider: Provider, register: bool) -> _Sent | None:
-        """Queue one (un)registration; None when there is nothing to wait for."""
+    def _send(self, items: list[tuple[ServiceKey, Provider]], register: bool) -> _Sent | None:
+        """Queue one (un)register request; None when there is nothing to wait for."""
         request_id = next(self._ids)
         done = threading.Event()
-        reg = registration_pb(key, provider)
+        batch = pb.Registrations(items=[registration_pb(k, p) for k, p in items])
         request = (
-            pb.PublishRequest(register=reg, request_id=request_id)
+            pb.PublishRequest(register=batch, request_id=request_id)
             if register
-            else pb.PublishRequest(unregister=reg, request_id=request_id)
+            else pb.PublishRequest(unregister=batch, request_id=request_id)
         )
         with self._lock:
             outbox = self._outbox
@@ -192,7 +203,7 @@ class RegistryPublisher:
             self._unacked[request_id] = request
             if outbox is not None:
                 outbox.put(request)  # else: sent when the next stream opens
-        return (request_id, done, key, provider)
+        return (request_id, done, items)
 
     def _wait(self, sent: list[_Sent | None], timeout: float) -> None:
         """Wait for every acknowledgement (``timeout`` in all); raise on refusal or timeout."""
@@ -201,18 +212,20 @@ class RegistryPublisher:
         for item in sent:
             if item is None:
                 continue
-            request_id, done, key, provider = item
+            request_id, done, items = item
             if not done.wait(max(0.0, deadline - time.monotonic())):
                 with self._lock:
                     self._acks.pop(request_id, None)
                     self._unacked.pop(request_id, None)
+                key, provider = items[0]
                 raise RegistryClientError(
                     f"registry {self.target} did not acknowledge {key} {provider.address}"
-                    f" in {timeout}s"
+                    f" ({len(items)} item(s)) in {timeout}s"
                 )
             with self._lock:
-                error = self._errors.pop(request_id, "")
-            if error:
+                refused = self._errors.pop(request_id, [])
+            for index, error in refused:
+                key, provider = items[index] if index < len(items) else items[0]
                 errors.append(f"{key} {provider.address}: {error}")
         if errors:
             raise RegistryClientError(f"registry refused {'; '.join(errors)}")
@@ -220,8 +233,9 @@ class RegistryPublisher:
     def _requests(self, outbox: queue.Queue[object]) -> Iterator[pb.PublishRequest]:
         with self._lock:
             wanted = list(self._wanted.values())
-        for key, provider in wanted:
-            yield pb.PublishRequest(register=registration_pb(key, provider))
+        for chunk in _chunks(wanted):
+            batch = pb.Registrations(items=[registration_pb(k, p) for k, p in chunk])
+            yield pb.PublishRequest(register=batch)
         seq = 0
         while True:
             try:
@@ -282,8 +296,8 @@ class RegistryPublisher:
         elif kind == "ack":
             ack = response.ack
             with self._lock:
-                if ack.error:
-                    self._errors[ack.request_id] = ack.error
+                if ack.errors:
+                    self._errors[ack.request_id] = [(e.index, e.error) for e in ack.errors]
                 self._unacked.pop(ack.request_id, None)
                 done = self._acks.pop(ack.request_id, None)
             if done is not None:

@@ -82,23 +82,33 @@ class RegistryServicer:
                     ack = self._apply(session, request.unregister, False)
                     ack.request_id = request.request_id
                     yield pb.PublishResponse(ack=ack)
+                # an unknown kind (a newer publisher) only renews the lease
         except grpc.RpcError:
             # The stream was cancelled (publisher gone or evicted): that ends the lease.
             return
         finally:
             self.store.close_session(session)
 
-    def _apply(self, session: PublisherSession, reg: pb.Registration, register: bool) -> pb.Ack:
+    def _apply(self, session: PublisherSession, batch: pb.Registrations, register: bool) -> pb.Ack:
+        """Validate every item; apply the valid ones in one store write; report the rest."""
+        errors = []
+        valid = []
+        for index, reg in enumerate(batch.items):
+            try:
+                key = key_from_pb(reg.service)
+                provider = provider_from_pb(reg.provider, source=REGISTRY_SOURCE)
+            except InvalidRegistration as e:
+                errors.append(pb.ItemError(index=index, error=str(e)))
+                continue
+            valid.append((key, provider))
         try:
-            key = key_from_pb(reg.service)
-            provider = provider_from_pb(reg.provider, source=REGISTRY_SOURCE)
             if register:
-                self.store.register(session, key, provider)
+                self.store.register_many(session, valid)
             else:
-                self.store.unregister(session, key, provider)
-        except (InvalidRegistration, RegistrationRefused) as e:
-            return pb.Ack(registration=reg, registered=False, error=str(e))
-        return pb.Ack(registration=reg, registered=register)
+                self.store.unregister_many(session, valid)
+        except RegistrationRefused as e:
+            return pb.Ack(applied=0, errors=[pb.ItemError(index=0, error=str(e))])
+        return pb.Ack(applied=len(valid), errors=errors)
 
     def subscribe(
         self, request: pb.SubscribeRequest, context: grpc.ServicerContext

@@ -141,38 +141,67 @@ class ProviderStore:
 
     def register(self, session: PublisherSession, key: ServiceKey, provider: Provider) -> None:
         """Add or replace ``provider`` (by identity) under ``key``, owned by ``session``."""
+        self.register_many(session, [(key, provider)])
+
+    def register_many(
+        self, session: PublisherSession, items: Iterable[tuple[ServiceKey, Provider]]
+    ) -> None:
+        """``register`` for many, in one write (one rebuild per touched key, one announce).
+
+        All or nothing: raises ``RegistrationRefused`` (nothing applied) if the session is
+        closed or would exceed ``MAX_REGISTRATIONS_PER_SESSION``.
+        """
+        items = list(items)
         with self._lock:
             if session.closed:
                 raise RegistrationRefused("publisher session is closed")
-            slot = (key, provider.identity)
-            if slot not in session.registrations:
-                if len(session.registrations) >= MAX_REGISTRATIONS_PER_SESSION:
-                    raise RegistrationRefused(
-                        f"more than {MAX_REGISTRATIONS_PER_SESSION} registrations on one stream"
-                    )
+            new_slots = {(k, p.identity) for k, p in items} - session.registrations
+            if len(session.registrations) + len(new_slots) > MAX_REGISTRATIONS_PER_SESSION:
+                raise RegistrationRefused(
+                    f"more than {MAX_REGISTRATIONS_PER_SESSION} registrations on one stream"
+                )
+            touched: set[ServiceKey] = set()
+            confirmed: set[ServiceKey] = set()
+            for key, provider in items:
+                slot = (key, provider.identity)
                 session.registrations.add(slot)
-            per_key = self._entries.setdefault(key, {})
-            old = per_key.get(provider.identity)
-            if old is not None and old.owner != session.id:
-                owner = self._sessions.get(old.owner)
-                if owner is not None:
-                    owner.registrations.discard(slot)
-            per_key[provider.identity] = _Entry(provider, session.id, stale=False)
+                per_key = self._entries.setdefault(key, {})
+                old = per_key.get(provider.identity)
+                if old is not None and old.owner != session.id:
+                    owner = self._sessions.get(old.owner)
+                    if owner is not None:
+                        owner.registrations.discard(slot)
+                if old is not None and old.stale:
+                    confirmed.add(key)
+                per_key[provider.identity] = _Entry(provider, session.id, stale=False)
+                touched.add(key)
             # A live publisher confirming a restored entry is a change even if the list is not.
-            changed = self._rebuild_locked({key}, force=old is not None and old.stale)
+            changed = self._rebuild_locked(touched - confirmed)
+            changed |= self._rebuild_locked(confirmed, force=True)
         self._announce(changed)
 
     def unregister(self, session: PublisherSession, key: ServiceKey, provider: Provider) -> bool:
         """Remove ``session``'s registration of ``provider``; False when it owns none."""
+        return self.unregister_many(session, [(key, provider)]) == 1
+
+    def unregister_many(
+        self, session: PublisherSession, items: Iterable[tuple[ServiceKey, Provider]]
+    ) -> int:
+        """Remove ``session``'s registrations of these providers; return how many it owned."""
+        removed = 0
         with self._lock:
-            slot = (key, provider.identity)
-            if slot not in session.registrations:
-                return False
-            session.registrations.discard(slot)
-            self._drop_locked(key, provider.identity, session.id)
-            changed = self._rebuild_locked({key})
+            touched = set()
+            for key, provider in items:
+                slot = (key, provider.identity)
+                if slot not in session.registrations:
+                    continue
+                session.registrations.discard(slot)
+                self._drop_locked(key, provider.identity, session.id)
+                touched.add(key)
+                removed += 1
+            changed = self._rebuild_locked(touched)
         self._announce(changed)
-        return True
+        return removed
 
     def close_session(self, session: PublisherSession) -> None:
         """End the lease: remove every entry the session still owns. Idempotent."""
@@ -213,10 +242,9 @@ class ProviderStore:
         publisher has confirmed when the grace ends is dropped (``expire_restored``).
         """
         session = self.open_session(RESTORED_PEER)
-        count = 0
-        for key, provider in entries:
-            self.register(session, key, provider)
-            count += 1
+        items = list(entries)
+        self.register_many(session, items)
+        count = len(items)
         with self._lock:
             for per_key in self._entries.values():
                 for identity, entry in list(per_key.items()):

@@ -549,6 +549,12 @@ class H2Connection:
         if not first and not end_stream:
             raise H2StreamError(sid, ErrorCode.PROTOCOL_ERROR, "trailers without END_STREAM")
         content_length = hd.validate(headers, kind, sid, self.limits.max_header_count)
+        if kind == hd.RESPONSE and headers[0][1][:1] == b"1":
+            # RFC 9113 §8.1: an informational (1xx) response precedes the real one; gRPC
+            # has no use for it, so it is consumed here (:status is first: validated).
+            if end_stream:
+                raise H2StreamError(sid, ErrorCode.PROTOCOL_ERROR, "1xx with END_STREAM")
+            return
         stream.headers_received += 1
         frozen = tuple(headers)
         if first:

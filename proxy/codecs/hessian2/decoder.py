@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from . import _text
 from .errors import (
@@ -36,6 +36,13 @@ _F64 = struct.Struct(">d")
 
 _END = 0x5A  # 'Z': end of a variable-length list or of a map
 
+# Parsed class definitions by the bytes of their 'C' + type name: value (name, whole
+# definition bytes, field names). A memo of a pure function, shared by all decoders; bounded
+# (cleared when full) so hostile streams cannot grow it.
+_CLASS_DEF_CACHE: dict[bytes, tuple[str, bytes, tuple[str, ...]]] = {}
+_CLASS_DEF_CACHE_SIZE = 1024
+_CLASS_DEF_CACHE_MAX_BYTES = 4096
+
 # Exceptions that must never escape: turned into MalformedError at the public boundary.
 _FOREIGN = (
     IndexError,
@@ -50,15 +57,39 @@ _FOREIGN = (
 )
 
 
-class _Skipped:
-    """Stands in the reference table for a list/map/object that ``skip()`` stepped over."""
+# A list/map/object that skip() stepped over stands in the reference table as a tuple
+# (offset, class definitions then, types then): decoding never produces a tuple.
 
-    __slots__ = ("n_classes", "n_types", "pos")
 
-    def __init__(self, pos: int, n_classes: int, n_types: int) -> None:
-        self.pos = pos
-        self.n_classes = n_classes
-        self.n_types = n_types
+class _Replay:
+    """A window on a decoder table for re-decoding a skipped value (see ``_resolve``).
+
+    It shows the table up to where the skipped value began; what the replay registers is
+    written over the entries the skip registered (placeholders, or equal definitions).
+    """
+
+    __slots__ = ("_items", "_next")
+
+    def __init__(self, items: list[Any], start: int) -> None:
+        self._items = items
+        self._next = start
+
+    def __len__(self) -> int:
+        return self._next
+
+    def __getitem__(self, index: int) -> Any:
+        if not 0 <= index < self._next:
+            raise IndexError(index)
+        return self._items[index]
+
+    def __setitem__(self, index: int, value: Any) -> None:
+        self._items[index] = value
+
+    def append(self, value: Any) -> None:
+        if self._next >= len(self._items):
+            raise MalformedError("a skipped value reads differently when replayed")
+        self._items[self._next] = value
+        self._next += 1
 
 
 def _is_string_tag(tag: int) -> bool:
@@ -368,10 +399,15 @@ class Decoder:
                 final = tag == 0x53
             else:
                 raise MalformedError(f"expected a string chunk, got tag 0x{tag:02x}")
-            start = pos
-            text, pos = _text.decode_units(data, pos, units, end)
-            if not surrogates and b"\xed" in data[start:pos]:
-                surrogates = True
+            stop = pos + units
+            if stop <= end and (seg := data[pos:stop]).isascii():
+                text = seg.decode()
+                pos = stop
+            else:
+                start = pos
+                text, pos = _text.decode_units(data, pos, units, end)
+                if not surrogates and b"\xed" in data[start:pos]:
+                    surrogates = True
             if final:
                 self._pos = pos
                 if parts is not None:
@@ -479,32 +515,73 @@ class Decoder:
         raise MalformedError(f"expected a type, got tag 0x{tag:02x}")
 
     def _class_def(self) -> None:
-        """'C' type-name field-count field-names: add a class definition."""
-        self._pos += 1
-        pos = self._pos
-        if pos >= self._end:
+        """'C' type-name field-count field-names: add a class definition.
+
+        The same definitions arrive in request after request (a POJO argument's class), so
+        a parsed definition is remembered by its exact bytes: a definition whose bytes match
+        one seen before costs one name read and one comparison.
+        """
+        data = self._data
+        end = self._end
+        start = self._pos
+        pos = start + 1
+        if pos >= end:
             raise TruncatedError("class definition runs past the end of the data")
-        tag = self._data[pos]
+        tag = data[pos]
         if not _is_string_tag(tag):
             raise MalformedError(f"class name must be a string, got tag 0x{tag:02x}")
+        self._pos = pos
         name = self._string(tag)
+        prefix = data[start : self._pos]
+        known = _CLASS_DEF_CACHE.get(prefix)
+        if known is not None and known[0] == name and data.startswith(known[1], start):
+            stop = start + len(known[1])
+            if stop <= end:
+                self._add_class(name, known[2])
+                self._pos = stop
+                return
         count = self._count("field count")
         if count > self._limits.max_class_fields:
             raise LimitExceededError(
                 f"class {name!r} has {count} fields, limit {self._limits.max_class_fields}"
             )
         fields = []
+        pos = self._pos
         for _ in range(count):
-            pos = self._pos
-            if pos >= self._end:
+            if (
+                pos < end
+                and (tag := data[pos]) < 0x20
+                and (stop := pos + 1 + tag) <= end
+                and (seg := data[pos + 1 : stop]).isascii()
+            ):
+                fields.append(seg.decode())
+                pos = stop
+                continue
+            if pos >= end:
                 raise TruncatedError("class definition runs past the end of the data")
-            tag = self._data[pos]
+            tag = data[pos]
             if not _is_string_tag(tag):
                 raise MalformedError(f"field name must be a string, got tag 0x{tag:02x}")
+            self._pos = pos
             fields.append(self._string(tag))
-        if len(self._classes) >= self._limits.max_class_defs:
-            raise LimitExceededError(f"more than {self._limits.max_class_defs} class definitions")
-        self._classes.append((name, tuple(fields)))
+            pos = self._pos
+        self._pos = pos
+        names = tuple(fields)
+        self._add_class(name, names)
+        if pos - start <= _CLASS_DEF_CACHE_MAX_BYTES:
+            if len(_CLASS_DEF_CACHE) >= _CLASS_DEF_CACHE_SIZE:
+                _CLASS_DEF_CACHE.clear()
+            _CLASS_DEF_CACHE[prefix] = (name, data[start:pos], names)
+
+    def _add_class(self, name: str, fields: tuple[str, ...]) -> None:
+        limits = self._limits
+        if len(fields) > limits.max_class_fields:
+            raise LimitExceededError(
+                f"class {name!r} has {len(fields)} fields, limit {limits.max_class_fields}"
+            )
+        if len(self._classes) >= limits.max_class_defs:
+            raise LimitExceededError(f"more than {limits.max_class_defs} class definitions")
+        self._classes.append((name, fields))
 
     def _class_defs(self) -> None:
         """Consume consecutive definitions (a loop: a run of 'C's must not recurse)."""
@@ -609,16 +686,37 @@ class Decoder:
         index = len(self._refs)
         self._refs.append(result)
         data = self._data
+        end = self._end
         read = self._read
         while True:
+            # Short ASCII keys and values (all of a Dubbo attachments map) are read inline.
             pos = self._pos
-            if pos >= self._end:
+            if pos >= end:
                 raise TruncatedError("map runs past the end of the data")
-            if data[pos] == _END:
+            tag = data[pos]
+            if tag == _END:
                 self._pos = pos + 1
                 break
-            key = read()
-            value = read()
+            if (
+                tag < 0x20
+                and (stop := pos + 1 + tag) <= end
+                and (seg := data[pos + 1 : stop]).isascii()
+            ):
+                key: Any = seg.decode()
+                self._pos = pos = stop
+            else:
+                key = read()
+                pos = self._pos
+            if (
+                pos < end
+                and (tag := data[pos]) < 0x20
+                and (stop := pos + 1 + tag) <= end
+                and (seg := data[pos + 1 : stop]).isascii()
+            ):
+                value: Any = seg.decode()
+                self._pos = stop
+            else:
+                value = read()
             try:
                 result[key] = value
             except TypeError:  # unhashable key (a list, map or object): keep pairs instead
@@ -677,29 +775,30 @@ class Decoder:
         if not 0 <= index < len(refs):
             raise MalformedError(f"value reference {index} but {len(refs)} values seen")
         value = refs[index]
-        if type(value) is _Skipped:
+        if type(value) is tuple:  # skipped: see _placeholder
             value = self._resolve(index, value)
         return value
 
-    def _resolve(self, index: int, skipped: _Skipped) -> Any:
-        """Decode a skipped value that a later value refers to, from its recorded offset,
-        with the tables as they stood there; adopt every value it resolves."""
+    def _resolve(self, index: int, skipped: tuple[int, int, int]) -> Any:
+        """Decode a skipped value that a later value refers to, from its recorded offset.
+
+        A sub-decoder replays the skipped bytes over windows of this decoder's tables as
+        they stood at that offset: what it registers lands in place (the placeholders become
+        values), so nothing is copied and each skipped byte is decoded at most once more.
+        """
         sub = Decoder.__new__(Decoder)
         sub._data = self._data
-        sub._pos = skipped.pos
+        pos, n_classes, n_types = skipped
+        sub._pos = pos
         sub._end = self._end
         sub._limits = self._limits
         sub._max_depth = self._max_depth
         sub._depth = self._depth  # the resolution nests where the reference is
-        sub._refs = self._refs[:index]
-        sub._classes = self._classes[: skipped.n_classes]
-        sub._types = self._types[: skipped.n_types]
+        sub._refs = cast("list[Any]", _Replay(self._refs, index))
+        sub._classes = cast("list[tuple[str, tuple[str, ...]]]", _Replay(self._classes, n_classes))
+        sub._types = cast("list[str]", _Replay(self._types, n_types))
         sub._read()
-        refs = self._refs
-        for i, value in enumerate(sub._refs[: len(refs)]):
-            if type(refs[i]) is _Skipped and type(value) is not _Skipped:
-                refs[i] = value
-        return refs[index]
+        return self._refs[index]
 
     # ----------------------------------------------------------------- skipping
 
@@ -732,24 +831,53 @@ class Decoder:
         self._skip()
 
     def _placeholder(self, pos: int, n_types: int) -> None:
-        self._refs.append(_Skipped(pos, len(self._classes), n_types))
+        self._refs.append((pos, len(self._classes), n_types))
 
     def _skip_items(self, count: int) -> None:
+        # Scalars and short ASCII strings are stepped over inline: no call per field.
+        data = self._data
+        end = self._end
+        fixed = _FIXED_SIZE
         skip = self._skip
+        pos = self._pos
         for _ in range(count):
+            if pos < end:
+                tag = data[pos]
+                size = fixed[tag]
+                if size and pos + size <= end:
+                    pos += size
+                    continue
+                if tag < 0x20 and (stop := pos + 1 + tag) <= end and data[pos + 1 : stop].isascii():
+                    pos = stop
+                    continue
+            self._pos = pos
             skip()
+            pos = self._pos
+        self._pos = pos
 
     def _skip_until_end(self) -> None:
         data = self._data
+        end = self._end
+        fixed = _FIXED_SIZE
         skip = self._skip
+        pos = self._pos
         while True:
-            pos = self._pos
-            if pos >= self._end:
+            if pos >= end:
                 raise TruncatedError("container runs past the end of the data")
-            if data[pos] == _END:
+            tag = data[pos]
+            if tag == _END:
                 self._pos = pos + 1
                 return
+            size = fixed[tag]
+            if size and pos + size <= end:
+                pos += size
+                continue
+            if tag < 0x20 and (stop := pos + 1 + tag) <= end and data[pos + 1 : stop].isascii():
+                pos = stop
+                continue
+            self._pos = pos
             skip()
+            pos = self._pos
 
     def _skip_list(self, tag: int) -> None:
         start = self._pos

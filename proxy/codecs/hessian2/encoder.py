@@ -188,12 +188,12 @@ class Encoder:
 
     def write_string(self, value: str) -> None:
         buf = self._buf
+        units = len(value)
+        if units <= 0x1F and value.isascii():
+            buf.append(units)
+            buf += value.encode()
+            return
         if value.isascii():
-            units = len(value)
-            if units <= 0x1F:
-                buf.append(units)
-                buf += value.encode()
-                return
             if units <= STRING_CHUNK:
                 self._string_header(units, final=True)
                 buf += value.encode()
@@ -331,12 +331,22 @@ class Encoder:
         self._ref_count -= 1
         self.write_map_begin(type_name)
         self._enter()
+        buf = self._buf
         write = self.write
         for key, value in mapping.items():
-            write(key)
-            write(value)
+            # Short ASCII strings (all of a Dubbo attachments map) are written inline.
+            if type(key) is str and len(key) <= 0x1F and key.isascii():
+                buf.append(len(key))
+                buf += key.encode()
+            else:
+                write(key)
+            if type(value) is str and len(value) <= 0x1F and value.isascii():
+                buf.append(len(value))
+                buf += value.encode()
+            else:
+                write(value)
         self._depth -= 1
-        self._buf.append(0x5A)
+        buf.append(0x5A)
 
     def _write_entries(self, value: MapEntries) -> None:
         if self._ref(value):

@@ -1,0 +1,247 @@
+"""The gRPC / Triple listener (HTTP/2 cleartext, prior knowledge) and its connections.
+
+Tree: ``GrpcFrontend.run`` owns the listeners and a handler nursery; each connection's
+``serve`` owns a writer task and one relay task per stream (the codec bounds concurrent
+streams to MAX_CONCURRENT_STREAMS). A read is fully processed by the codec before any
+relay starts, so a HEADERS + RST_STREAM pair in one read starts nothing (TESTS.md H2).
+Drain: GOAWAY(2^31-1) + PING, then the final GOAWAY with the last stream id seen; streams
+in flight finish within the drain timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+
+import trio
+
+from proxy.codecs.grpc.connection import H2Connection
+from proxy.codecs.grpc.errors import ErrorCode
+from proxy.codecs.grpc.events import (
+    ConnectionTerminated,
+    DataReceived,
+    GoAwayReceived,
+    PingAckReceived,
+    RequestReceived,
+    StreamEnded,
+    StreamReset,
+    TrailersReceived,
+    WindowUpdated,
+)
+from proxy.grpc_forward import DownstreamEvent, GrpcForwarder
+from proxy.registry.model import join_address
+
+RECEIVE_SIZE = 64 * 1024
+# why: one read holds many frames; the codec bounds what a peer can make us buffer.
+SOFT_UNFLUSHED_BYTES = 32 * 1024
+# why: Envoy's edge buffer: past this we stop reading from the peer until it drains.
+DRAIN_PING = b"lanedrn1"
+MAX_STREAM_ID = 2**31 - 1
+
+
+@dataclass
+class GrpcFrontendStats:
+    accepted: int = 0
+    refused_connections: int = 0
+    connection_errors: dict[str, int] = field(default_factory=dict)
+    streams: int = 0
+
+
+@dataclass(frozen=True)
+class GrpcFrontendLimits:
+    max_connections: int
+    idle_timeout: float
+
+
+class H2Downstream:
+    """One gRPC client connection."""
+
+    def __init__(self, stream: trio.SocketStream, frontend: GrpcFrontend) -> None:
+        self._stream = stream
+        self._frontend = frontend
+        self.codec = H2Connection(client_side=False)
+        self._inboxes: dict[int, trio.MemorySendChannel[DownstreamEvent]] = {}
+        self._wake_writer = trio.Event()
+        self._flushed = trio.Event()
+        self._done = False
+
+    def kick(self) -> None:
+        self._wake_writer.set()
+
+    @property
+    def active_streams(self) -> int:
+        return len(self._inboxes)
+
+    async def serve(self) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._write_loop)
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await self._read_loop(nursery)
+                # The peer closed or broke HTTP/2: flush what is queued, then end.
+                self._done = True
+                self.kick()
+                with trio.move_on_after(1):
+                    await self._flushed.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(self._stream)
+
+    def begin_drain(self) -> None:
+        """First drain step: GOAWAY(2^31-1) and a PING; the final GOAWAY follows its ACK."""
+        if self.codec.terminated:
+            return
+        self.codec.goaway(ErrorCode.NO_ERROR, last_stream_id=MAX_STREAM_ID)
+        self.codec.ping(DRAIN_PING)
+        self.kick()
+
+    async def _read_loop(self, nursery: trio.Nursery) -> None:
+        idle = self._frontend.limits.idle_timeout
+        while True:
+            data: bytes | None = None
+            with trio.move_on_after(idle if not self._inboxes else math.inf):
+                data = bytes(await self._stream.receive_some(RECEIVE_SIZE))
+            if data is None:
+                self.codec.goaway(ErrorCode.NO_ERROR)
+                return
+            if not data:
+                return
+            events = self.codec.receive_data(data, trio.current_time())
+            for event in events:
+                if isinstance(event, RequestReceived):
+                    self._start(event, nursery)
+                elif isinstance(event, DataReceived | StreamEnded | StreamReset):
+                    self._deliver(event.stream_id, event)
+                    if isinstance(event, StreamReset):
+                        self._close_inbox(event.stream_id)
+                elif isinstance(event, TrailersReceived):
+                    pass  # client trailers carry nothing for gRPC; StreamEnded follows
+                elif isinstance(event, WindowUpdated):
+                    if event.stream_id == 0:
+                        for sid in list(self._inboxes):
+                            self._deliver(sid, event)
+                    else:
+                        self._deliver(event.stream_id, event)
+                elif isinstance(event, PingAckReceived) and event.data == DRAIN_PING:
+                    self.codec.goaway(ErrorCode.NO_ERROR)  # final: last stream id seen
+                elif isinstance(event, GoAwayReceived):
+                    pass  # the client will open nothing new; streams in flight finish
+                elif isinstance(event, ConnectionTerminated):
+                    reason = event.reason
+                    errors = self._frontend.stats.connection_errors
+                    errors[reason] = errors.get(reason, 0) + 1
+            self.kick()
+            if self.codec.terminated:
+                return
+            # Backpressure: do not read more while the peer is not taking our bytes.
+            while self.codec.unflushed_bytes > SOFT_UNFLUSHED_BYTES:
+                self._flushed = trio.Event()
+                self.kick()
+                await self._flushed.wait()
+
+    def _start(self, event: RequestReceived, nursery: trio.Nursery) -> None:
+        self._frontend.stats.streams += 1
+        send, receive = trio.open_memory_channel[DownstreamEvent](math.inf)
+        self._inboxes[event.stream_id] = send
+        nursery.start_soon(self._run_relay, event, receive)
+
+    async def _run_relay(
+        self, event: RequestReceived, inbox: trio.MemoryReceiveChannel[DownstreamEvent]
+    ) -> None:
+        try:
+            await self._frontend.forwarder.relay(
+                self, event.stream_id, event.headers, event.end_stream, inbox
+            )
+        finally:
+            self._close_inbox(event.stream_id)
+            self._frontend.stream_done()
+
+    def _deliver(self, stream_id: int, event: DownstreamEvent) -> None:
+        send = self._inboxes.get(stream_id)
+        if send is not None:
+            send.send_nowait(event)
+
+    def _close_inbox(self, stream_id: int) -> None:
+        send = self._inboxes.pop(stream_id, None)
+        if send is not None:
+            send.close()
+
+    async def _write_loop(self) -> None:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            while True:
+                await self._wake_writer.wait()
+                self._wake_writer = trio.Event()
+                data = self.codec.data_to_send()
+                if data:
+                    await self._stream.send_all(data)
+                self._flushed.set()
+                if self._done and not self.codec.unflushed_bytes:
+                    return
+
+
+class GrpcFrontend:
+    """The gRPC listener. ``run`` reports the bound ``host:port`` through task_status."""
+
+    def __init__(self, forwarder: GrpcForwarder, limits: GrpcFrontendLimits) -> None:
+        self.forwarder = forwarder
+        self.limits = limits
+        self.stats = GrpcFrontendStats()
+        self._connections: set[H2Downstream] = set()
+        self._accepting = trio.CancelScope()
+        self._idle = trio.Event()
+
+    def stream_done(self) -> None:
+        if not any(c.active_streams for c in self._connections):
+            self._idle.set()
+
+    async def run(
+        self, listen: str, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        host, _, port_text = listen.rpartition(":")
+        listeners = await trio.open_tcp_listeners(int(port_text), host=host)
+        bound = listeners[0].socket.getsockname()
+        try:
+            async with trio.open_nursery() as handlers:
+                task_status.started(join_address(bound[0], bound[1]))
+                with self._accepting:
+                    async with trio.open_nursery() as acceptors:
+                        for listener in listeners:
+                            acceptors.start_soon(self._accept_loop, listener, handlers)
+                _close(listeners)
+        finally:
+            _close(listeners)
+
+    async def _accept_loop(self, listener: trio.SocketListener, handlers: trio.Nursery) -> None:
+        while True:
+            stream = await listener.accept()
+            if len(self._connections) >= self.limits.max_connections:
+                self.stats.refused_connections += 1
+                await trio.aclose_forcefully(stream)
+                continue
+            self.stats.accepted += 1
+            handlers.start_soon(self._serve_one, stream)
+
+    async def _serve_one(self, stream: trio.SocketStream) -> None:
+        conn = H2Downstream(stream, self)
+        self._connections.add(conn)
+        try:
+            await conn.serve()
+        finally:
+            self._connections.discard(conn)
+
+    async def drain(self) -> None:
+        """Stop accepting, GOAWAY every client (graceful, two steps), and return once no
+        stream is in flight. The caller bounds it with the drain timeout."""
+        self._accepting.cancel()
+        for conn in list(self._connections):
+            conn.begin_drain()
+        while any(c.active_streams for c in self._connections):
+            self._idle = trio.Event()
+            await self._idle.wait()
+
+
+def _close(listeners: list[trio.SocketListener]) -> None:
+    for listener in listeners:
+        listener.socket.close()

@@ -1,0 +1,173 @@
+"""One multiplexed HTTP/2 connection to a gRPC / Triple provider.
+
+The pool's nursery runs :meth:`H2Upstream.run` (reader and writer). A call opens a stream
+with :meth:`open_stream` and reads that stream's events from its own channel; sending is
+done on the codec directly (no await) followed by :meth:`kick`. When the connection dies,
+every open stream receives :class:`UpstreamLost` at once (TESTS.md R1).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import trio
+
+from proxy.codecs.grpc.connection import H2Connection
+from proxy.codecs.grpc.events import (
+    DataReceived,
+    Event,
+    GoAwayReceived,
+    ResponseReceived,
+    StreamEnded,
+    StreamReset,
+    TrailersReceived,
+    WindowUpdated,
+)
+from proxy.errors import UpstreamDied
+
+RECEIVE_SIZE = 64 * 1024
+# why: one read drains many frames; HTTP/2 windows bound what can be in flight anyway.
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamLost:
+    """The provider's connection closed or broke with this stream open."""
+
+    reason: str
+
+
+StreamEvent = (
+    ResponseReceived
+    | DataReceived
+    | TrailersReceived
+    | StreamEnded
+    | StreamReset
+    | WindowUpdated
+    | UpstreamLost
+)
+
+
+class H2Upstream:
+    """A connected provider speaking HTTP/2 (gRPC, Triple)."""
+
+    def __init__(self, address: str, stream: trio.abc.Stream) -> None:
+        self.address = address
+        self._stream = stream
+        self.codec = H2Connection(client_side=True)
+        # Each stream's events; unbounded is safe: HTTP/2 flow control bounds the DATA a
+        # provider may send before we acknowledge it, and the rest are a handful of events.
+        self._streams: dict[int, trio.MemorySendChannel[StreamEvent]] = {}
+        self._wake_writer = trio.Event()
+        self._closed: str | None = None
+        self._goaway = False
+        self._cancel = trio.CancelScope()
+
+    @property
+    def usable(self) -> bool:
+        return self._closed is None and not self._goaway and self.codec.can_open_stream()
+
+    @property
+    def open_streams(self) -> int:
+        return len(self._streams)
+
+    def open_stream(
+        self, headers: list[tuple[bytes, bytes]], end_stream: bool
+    ) -> tuple[int, trio.MemoryReceiveChannel[StreamEvent]]:
+        """Send a request header block on a new stream; return its id and event channel."""
+        if not self.usable:
+            raise UpstreamDied(f"provider {self.address} takes no new streams")
+        stream_id = self.codec.get_next_available_stream_id()
+        send, receive = trio.open_memory_channel[StreamEvent](math.inf)
+        self._streams[stream_id] = send
+        self.codec.send_headers(stream_id, headers, end_stream)
+        self.kick()
+        return stream_id, receive
+
+    def forget(self, stream_id: int) -> None:
+        """The call is over: stop delivering events for ``stream_id``."""
+        send = self._streams.pop(stream_id, None)
+        if send is not None:
+            send.close()
+
+    def kick(self) -> None:
+        """Something was queued on the codec: let the writer flush it."""
+        self._wake_writer.set()
+
+    def close(self) -> None:
+        self._lose(f"connection to provider {self.address} closed by laneway")
+        self._cancel.cancel()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with self._cancel:
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._guarded, self._writer)
+                    task_status.started()
+                    await self._guarded(self._reader)
+                    nursery.cancel_scope.cancel()
+            finally:
+                self._lose(f"connection to provider {self.address} closed")
+                with trio.CancelScope(shield=True):
+                    await trio.aclose_forcefully(self._stream)
+
+    async def _guarded(self, task: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await task()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            self._lose(f"connection to provider {self.address} broke: {exc}")
+            self._cancel.cancel()
+
+    async def _reader(self) -> None:
+        while True:
+            data = bytes(await self._stream.receive_some(RECEIVE_SIZE))
+            if not data:
+                self._lose(f"provider {self.address} closed the connection")
+                return
+            for event in self.codec.receive_data(data, trio.current_time()):
+                self._dispatch(event)
+            self.kick()  # SETTINGS/PING acks, window updates the codec queued
+            if self.codec.terminated:
+                self._lose(f"provider {self.address} broke HTTP/2")
+                return
+
+    def _dispatch(self, event: Event) -> None:
+        if isinstance(event, GoAwayReceived):
+            self._goaway = True  # refused streams already got StreamReset(REFUSED_STREAM)
+        elif isinstance(event, WindowUpdated) and event.stream_id == 0:
+            # The connection window opened: any stream may have sent held data.
+            for channel in list(self._streams.values()):
+                channel.send_nowait(event)
+        elif isinstance(
+            event,
+            ResponseReceived
+            | DataReceived
+            | TrailersReceived
+            | StreamEnded
+            | StreamReset
+            | WindowUpdated,
+        ):
+            send = self._streams.get(event.stream_id)
+            if send is not None:
+                send.send_nowait(event)
+                if isinstance(event, StreamEnded | StreamReset):
+                    self.forget(event.stream_id)
+        # PING / SETTINGS are answered by the codec; ConnectionTerminated is handled after
+        # the read (the codec is then terminated).
+
+    async def _writer(self) -> None:
+        while True:
+            await self._wake_writer.wait()
+            self._wake_writer = trio.Event()
+            data = self.codec.data_to_send()
+            if data:
+                await self._stream.send_all(data)
+
+    def _lose(self, reason: str) -> None:
+        if self._closed is None:
+            self._closed = reason
+        streams, self._streams = self._streams, {}
+        for send in streams.values():
+            send.send_nowait(UpstreamLost(reason))
+            send.close()
