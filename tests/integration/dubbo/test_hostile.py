@@ -99,7 +99,7 @@ async def test_stalled_body_is_closed_at_the_request_read_timeout() -> None:
         await stream.send_all(header + b"x" * 10)
         assert await _read_until_closed(stream) == b""
         took = trio.current_time() - start
-        assert READ_TIMEOUT <= took < READ_TIMEOUT + 0.2
+        assert READ_TIMEOUT <= took < READ_TIMEOUT + 0.5  # 0.5: scheduling slack on 2 busy cores
         assert stack.proxy.dubbo.stats.read_timeouts == 1
         await _assert_untouched_and_serving(stack)
 
@@ -120,8 +120,8 @@ async def test_hessian_depth_bomb_in_attachments_is_a_bad_request() -> None:
 
 async def test_silent_consumer_is_closed_at_the_idle_timeout() -> None:
     async with running_stack(consumer_idle_timeout=READ_TIMEOUT) as stack:
+        start = trio.current_time()  # before connecting: the proxy's clock starts at accept
         stream = await _raw(stack)
-        start = trio.current_time()
         assert await _read_until_closed(stream) == b""
         assert trio.current_time() - start >= READ_TIMEOUT
         assert stack.proxy.dubbo.stats.idle_closed == 1
