@@ -12,10 +12,11 @@ from dataclasses import dataclass
 import trio
 
 from proxy.call import Call, lower_metadata
-from proxy.codecs.dubbo import Request
-from proxy.errors import NoProvider, UpstreamDied
+from proxy.codecs.dubbo import Request, Response
+from proxy.errors import DubboStatus, LanewayError, NoProvider, UpstreamDied, UpstreamTimeout
 from proxy.net.dubbo_upstream import UpstreamConnection
 from proxy.net.pool import UpstreamPool
+from proxy.observe import NO_OBSERVER, CallObserver, CallScope
 from proxy.registry.model import ServiceKey
 from proxy.router import Candidate, Router
 from routing import Decision, RouteTable, baggage_member
@@ -32,6 +33,7 @@ class ForwardStats:
     timeouts: int = 0
     upstream_died: int = 0
     retries: int = 0
+    oneway: int = 0
 
 
 def call_timeout(attachments: Mapping[str, object], default: float, cap: float) -> float:
@@ -83,8 +85,10 @@ class DubboForwarder:
         *,
         route_timeout: float,
         max_timeout: float,
+        observer: CallObserver = NO_OBSERVER,
     ) -> None:
         self.router = router
+        self.observer = observer
         self.pool = pool
         self._route_timeout = route_timeout
         self._max_timeout = max_timeout
@@ -107,11 +111,25 @@ class DubboForwarder:
         (None for a one-way request). Raises a LanewayError carrying the status to answer."""
         self.stats.calls += 1
         call = self.make_call(request)
+        scope = self.observer.call_started(call, "dubbo")
+        try:
+            response = await self._forward(request, call, scope)
+        except LanewayError as exc:
+            scope.finished(int(exc.dubbo_status), exc.message)
+            raise
+        if response is None:
+            scope.finished(int(DubboStatus.OK))
+            return None
+        scope.finished(response.status)
+        return response.with_request_id(request.request_id)
+
+    async def _forward(self, request: Request, call: Call, scope: CallScope) -> Response | None:
         exclude: set[str] = set()
         for attempt in range(MAX_CONNECT_RETRIES + 1):
             decision = self.router.route(call, exclude=exclude)
+            scope.routed(decision)
             candidate = self._chosen(decision, call)
-            frame = self._outbound_frame(request, decision)
+            frame = self._outbound_frame(request, decision, scope)
             try:
                 conn = await self.pool.get(candidate.address)
             except UpstreamDied:
@@ -125,6 +143,7 @@ class DubboForwarder:
             break
         if not request.two_way:
             conn.send_oneway(frame, request.dubbo_version)
+            self.stats.oneway += 1
             return None
         health = self.router.health
         address = candidate.address
@@ -137,9 +156,12 @@ class DubboForwarder:
         except UpstreamDied:
             self.stats.upstream_died += 1
             raise
+        except UpstreamTimeout:
+            self.stats.timeouts += 1
+            raise
         finally:
             health.finished(address, ok=ok, now=trio.current_time())
-        return response.with_request_id(request.request_id)
+        return response
 
     def _chosen(self, decision: Decision[Candidate], call: Call) -> Candidate:
         if decision.provider is None:
@@ -147,8 +169,12 @@ class DubboForwarder:
             raise NoProvider(decision.error or f"no route for {call.key}")
         return decision.provider
 
-    def _outbound_frame(self, request: Request, decision: Decision[Candidate]) -> bytes:
-        if decision.tag is None:
-            return request.frame
-        updates = tag_updates(self.router.table, decision.tag, request.attachments)
+    def _outbound_frame(
+        self, request: Request, decision: Decision[Candidate], scope: CallScope
+    ) -> bytes:
+        """The frame to send: the original bytes, unless the tag or trace context must be
+        (re)written into the attachments."""
+        updates: dict[str, object] = dict(scope.propagation())
+        if decision.tag is not None:
+            updates.update(tag_updates(self.router.table, decision.tag, request.attachments))
         return request.with_attachments(updates) if updates else request.frame

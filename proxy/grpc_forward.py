@@ -31,12 +31,14 @@ from proxy.codecs.grpc.grpc import (
     MessageScanner,
     call_info,
     format_timeout,
+    parse_status,
     status_trailers,
     trailers_only,
 )
 from proxy.errors import GrpcStatus, LanewayError, UpstreamDied
 from proxy.net.h2_upstream import H2Upstream, StreamEvent, UpstreamLost
 from proxy.net.pool import UpstreamPool
+from proxy.observe import NO_OBSERVER, CallObserver, CallScope
 from proxy.registry.model import ServiceKey
 from proxy.router import Candidate, Router
 from routing import Decision, RouteTable, baggage_member
@@ -108,8 +110,10 @@ class GrpcForwarder:
         *,
         route_timeout: float,
         max_message_size: int,
+        observer: CallObserver = NO_OBSERVER,
     ) -> None:
         self.router = router
+        self.observer = observer
         self.pool = pool
         self._route_timeout = route_timeout
         self._max_message = max_message_size
@@ -133,10 +137,12 @@ class GrpcForwarder:
             return
         call = self._make_call(info, headers)
         assert call.deadline is not None
+        scope = self.observer.call_started(call, "grpc")
         try:
-            upstream, up_id, events, decision = await self._open(call, headers, end_stream)
+            upstream, up_id, events, decision = await self._open(call, headers, end_stream, scope)
         except LanewayError as exc:
             self._reply(down, stream_id, exc.grpc_status, exc.message)
+            scope.finished(int(exc.grpc_status), exc.message)
             return
         relay = _Relay(self, down, stream_id, upstream, up_id, end_stream)
         try:
@@ -154,6 +160,7 @@ class GrpcForwarder:
                 )
         finally:
             upstream.forget(up_id)
+            scope.finished(relay.status, relay.message)
 
     # -- pieces -------------------------------------------------------------------------------
 
@@ -170,18 +177,23 @@ class GrpcForwarder:
         return Call(key, info.method, GRPC_PROTOCOLS, metadata, deadline)
 
     async def _open(
-        self, call: Call, headers: tuple[tuple[bytes, bytes], ...], end_stream: bool
+        self,
+        call: Call,
+        headers: tuple[tuple[bytes, bytes], ...],
+        end_stream: bool,
+        scope: CallScope,
     ) -> tuple[H2Upstream, int, trio.MemoryReceiveChannel[StreamEvent], Decision[Candidate]]:
         exclude: set[str] = set()
         for attempt in range(MAX_CONNECT_RETRIES + 1):
             decision = self.router.route(call, exclude=exclude)
+            scope.routed(decision)
             if decision.provider is None:
                 self.stats.no_route += 1
                 raise self._no_route(call, decision)
             address = decision.provider.address
             try:
                 upstream = await self.pool.get(address)
-                outbound = self._outbound_headers(headers, call, decision)
+                outbound = self._outbound_headers(headers, call, decision, scope)
                 up_id, events = upstream.open_stream(outbound, end_stream)
                 return upstream, up_id, events, decision
             except UpstreamDied:
@@ -204,8 +216,13 @@ class GrpcForwarder:
         headers: tuple[tuple[bytes, bytes], ...],
         call: Call,
         decision: Decision[Candidate],
+        scope: CallScope,
     ) -> list[tuple[bytes, bytes]]:
         tag_headers = _tag_headers(self.router.table, decision.tag, call)
+        tag_headers.extend(
+            (name.encode("latin-1"), value.encode("latin-1"))
+            for name, value in scope.propagation().items()
+        )
         skip = _HOP_HEADERS | {name for name, _ in tag_headers}
         out = [(n, v) for n, v in headers if n not in skip]
         assert call.deadline is not None
@@ -262,6 +279,8 @@ class _Relay:
         self.up_id = up_id
         self.response_started = False
         self.finished = False
+        self.status = int(GrpcStatus.UNKNOWN)
+        self.message: str | None = None
         self.request_ended = request_ended
         up, dn = upstream.codec, down.codec
         self.to_provider = _Pipe(up, up_id, self._ack_client)
@@ -300,6 +319,7 @@ class _Relay:
             elif isinstance(event, StreamReset):
                 # The client cancelled (G3): cancel upstream too, at once.
                 self.forwarder.stats.client_cancels += 1
+                self.status, self.message = int(GrpcStatus.CANCELLED), "cancelled by the client"
                 self.finished = True
                 self.upstream.codec.reset_stream(self.up_id, ErrorCode.CANCEL)
                 self.upstream.kick()
@@ -316,7 +336,8 @@ class _Relay:
             if isinstance(event, ResponseReceived):
                 self.response_started = True
                 dn.send_headers(self.down_id, list(event.headers), event.end_stream)
-                if event.end_stream:
+                if event.end_stream:  # Trailers-Only
+                    self.status, self.message = parse_status(event.headers)
                     self.finished = True
             elif isinstance(event, DataReceived):
                 try:
@@ -328,6 +349,7 @@ class _Relay:
                 self.to_client.push(event.data, event.end_stream)
             elif isinstance(event, TrailersReceived):
                 dn.send_headers(self.down_id, list(event.headers), end_stream=True)
+                self.status, self.message = parse_status(event.headers)
                 self.finished = True
             elif isinstance(event, StreamEnded):
                 self.finished = True
@@ -352,6 +374,7 @@ class _Relay:
             self.fail(GrpcStatus.UNAVAILABLE, message)
         else:
             self.finished = True
+            self.status, self.message = int(GrpcStatus.INTERNAL), message
             self.down.codec.reset_stream(self.down_id, ErrorCode.INTERNAL_ERROR)
             self.down.kick()
 
@@ -360,6 +383,7 @@ class _Relay:
         if self.finished:
             return
         self.finished = True
+        self.status, self.message = int(status), message
         self.upstream.codec.reset_stream(self.up_id, ErrorCode.CANCEL)
         self.upstream.kick()
         dn = self.down.codec

@@ -32,6 +32,7 @@ from proxy.net.dubbo_upstream import UpstreamConnection
 from proxy.net.grpc_downstream import GrpcFrontend, GrpcFrontendLimits
 from proxy.net.h2_upstream import H2Upstream
 from proxy.net.pool import UpstreamPool
+from proxy.observe import NO_OBSERVER, CallObserver
 from proxy.registry.backend import RegistryBackend
 from proxy.registry.embedded import EmbeddedRegistry
 from proxy.registry.model import Lanes, Provider, ServiceKey
@@ -107,8 +108,9 @@ def load_table(path: Path | None) -> RouteTable:
 class Proxy:
     """A running laneway. Build it, then ``await nursery.start(proxy.run)``."""
 
-    def __init__(self, config: LanewayConfig) -> None:
+    def __init__(self, config: LanewayConfig, observer: CallObserver = NO_OBSERVER) -> None:
         self.config = config
+        self.observer = observer
         self.health = HostHealth()
         self.registry = self._make_registry()
         self.lookup = Lookup(self.registry)
@@ -119,7 +121,7 @@ class Proxy:
         limits = config.limits
 
         def dubbo_upstream(
-            address: str, stream: trio.SocketStream, on_readonly: Callable[[str], None]
+            address: str, stream: trio.abc.Stream, on_readonly: Callable[[str], None]
         ) -> UpstreamConnection:
             return UpstreamConnection(
                 address,
@@ -137,6 +139,7 @@ class Proxy:
             self.pool,
             route_timeout=limits.route_timeout,
             max_timeout=limits.max_call_timeout,
+            observer=observer,
         )
         self.dubbo = DubboFrontend(
             self.forwarder,
@@ -158,6 +161,7 @@ class Proxy:
             self.grpc_pool,
             route_timeout=limits.route_timeout,
             max_message_size=limits.max_grpc_message,
+            observer=observer,
         )
         self.grpc = GrpcFrontend(
             self.grpc_forwarder,

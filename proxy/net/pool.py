@@ -36,7 +36,19 @@ class PooledConnection(Protocol):
 
 C = TypeVar("C", bound=PooledConnection)
 # factory(address, connected stream, on_readonly) -> connection
-Factory = Callable[[str, trio.SocketStream, Callable[[str], None]], C]
+Factory = Callable[[str, trio.abc.Stream, Callable[[str], None]], C]
+
+
+class Dialer(Protocol):
+    """Opens a byte stream to a provider address. Raises OSError when it cannot."""
+
+    async def __call__(self, address: str) -> trio.abc.Stream: ...
+
+
+async def dial_tcp(address: str) -> trio.abc.Stream:
+    """The default dialer: a TCP connection to ``host:port``."""
+    host, port = split_address(address)
+    return await trio.open_tcp_stream(host, port)
 
 
 @dataclass
@@ -46,9 +58,19 @@ class PoolStats:
 
 
 class UpstreamPool(Generic[C]):
-    def __init__(self, health: HostHealth, factory: Factory[C], *, connect_timeout: float) -> None:
+    def __init__(
+        self,
+        health: HostHealth,
+        factory: Factory[C],
+        *,
+        connect_timeout: float,
+        dialers: dict[str, Dialer] | None = None,
+    ) -> None:
         self._health = health
         self._factory = factory
+        # Address scheme -> dialer ("tunnel:..." addresses reach a laptop through its
+        # tunnel); plain host:port addresses use TCP.
+        self._dialers = dict(dialers or {})
         self._connect_timeout = connect_timeout
         self._conns: dict[str, C] = {}
         self._connecting: dict[str, trio.Event] = {}
@@ -87,12 +109,13 @@ class UpstreamPool(Generic[C]):
 
     async def _connect(self, address: str) -> C:
         assert self._nursery is not None, "UpstreamPool.run() is not running"
-        host, port = split_address(address)
+        scheme, sep, _rest = address.partition(":")
+        dial = self._dialers.get(scheme, dial_tcp) if sep else dial_tcp
         self.stats.connects += 1
-        stream: trio.SocketStream | None = None
+        stream: trio.abc.Stream | None = None
         with trio.move_on_after(self._connect_timeout):
             try:
-                stream = await trio.open_tcp_stream(host, port)
+                stream = await dial(address)
             except OSError as exc:
                 return self._connect_failed(address, f"cannot connect to provider {address}: {exc}")
         if stream is None:
@@ -124,6 +147,10 @@ class UpstreamPool(Generic[C]):
         finally:
             if self._conns.get(address) is conn:
                 del self._conns[address]
+
+    def add_dialer(self, scheme: str, dialer: Dialer) -> None:
+        """Route addresses ``scheme:...`` through ``dialer`` (e.g. the tunnel server)."""
+        self._dialers[scheme] = dialer
 
     def close_all(self) -> None:
         for conn in list(self._conns.values()):

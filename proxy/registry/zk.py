@@ -143,7 +143,11 @@ class ZkRegistry:
         return self._feed.subscribe()
 
     async def publish(self, key: ServiceKey, provider: Provider) -> None:
-        """Create ``provider``'s ephemeral Dubbo URL node (re-created after a lost session)."""
+        """Create ``provider``'s ephemeral Dubbo URL node (re-created after a lost session).
+
+        Raises ``RegistryUnavailable`` unless ``run`` is running."""
+        if self._client is None:
+            raise RegistryUnavailable("the ZooKeeper registry is not running")
         slot = (key, provider.identity)
         path = self._published.get(slot)
         if path is None:

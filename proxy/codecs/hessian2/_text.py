@@ -17,7 +17,6 @@ from .errors import MalformedError, TruncatedError
 _CONT = bytes(range(0x80, 0xC0))
 # Everything but 4-byte UTF-8 leads: deleted to count astral characters (two units each).
 _NOT_LEAD4 = bytes(range(0xF0)) + bytes(range(0xF8, 0x100))
-_LEAD4 = re.compile(rb"[\xf0-\xf7]")
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -38,11 +37,13 @@ def decode_units(data: bytes, pos: int, units: int, end: int) -> tuple[str, int]
     # Optimistic: decode a window that surely holds the string, keep its first `units`
     # characters and check they re-encode to exactly the bytes in front of us. Everything
     # stays in C; the window's tail (the next values' bytes) is discarded.
+    # (An astral character would count two units: the UTF-16 length check sends any text
+    # holding one to the slow path.)
     window = data[pos : min(end, pos + 3 * units)]
     if b"\xed" not in window:
         text = window.decode("utf-8", "replace")[:units]
         raw = text.encode()
-        if len(text) == units and window.startswith(raw) and not _LEAD4.search(raw):
+        if len(text) == units and window.startswith(raw) and _utf16_units(text) == units:
             return text, pos + len(raw)
     else:
         try:
@@ -50,10 +51,13 @@ def decode_units(data: bytes, pos: int, units: int, end: int) -> tuple[str, int]
         except UnicodeDecodeError:
             pass
         else:
-            raw = text.encode("utf-8", "surrogatepass")
-            if len(text) == units and not _LEAD4.search(raw):
-                return text, pos + len(raw)
+            if len(text) == units and _utf16_units(text) == units:
+                return text, pos + len(text.encode("utf-8", "surrogatepass"))
     return _decode_units_slow(data, pos, units, end)
+
+
+def _utf16_units(text: str) -> int:
+    return len(text.encode("utf-16-le", "surrogatepass")) >> 1
 
 
 def _decode_units_slow(data: bytes, start: int, units: int, end: int) -> tuple[str, int]:
@@ -98,7 +102,7 @@ def _decode_units_slow(data: bytes, start: int, units: int, end: int) -> tuple[s
         text = raw.decode("utf-8", "surrogatepass")
     except UnicodeDecodeError as exc:
         raise MalformedError(f"bad UTF-8 in string: {exc.reason}") from None
-    if len(text) + len(_ASTRAL.findall(text)) != units:
+    if _utf16_units(text) != units:
         raise MalformedError("string length does not match its UTF-8 bytes")
     return text, stop
 
