@@ -28,8 +28,8 @@ CARRIERS: tuple[Carrier, ...] = ("header", "attachment", "baggage")
 
 # Weights are percentages: a split must add up to exactly this.
 WEIGHT_TOTAL = 100
-# Dubbo's provider weights are small integers (default 100); anything larger is a typo.
-MAX_PROVIDER_WEIGHT = 10_000
+# Weights are relative (Dubbo's default 100); larger is a typo. Same cap as the registry's.
+MAX_PROVIDER_WEIGHT = 1_000_000
 
 
 class _Model(BaseModel):

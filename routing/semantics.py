@@ -16,7 +16,7 @@ from routing.rules import is_glob, shadows
 from routing.views import is_env_name
 from routing.yamlsafe import Document
 
-_LABEL = "a lower-case DNS label (a-z, 0-9, '-'; at most 63 characters)"
+_LABEL = "made of letters, digits, '.', '_', '-' (starting with a letter or digit, <= 63)"
 
 
 def check(
@@ -28,6 +28,8 @@ def check(
     defaults): they are not checked, nor is anything whose meaning depends on them.
     """
     out: list[Problem] = []
+    if "tag" not in skip:
+        out += _check_tag(config, doc)
     if not skip & {"environments", "main"}:
         out += _check_envs(config, doc, now)
     if not skip & {"environments", "main", "rules", "undeclared_env"}:
@@ -36,6 +38,23 @@ def check(
         if p.env is not None and not is_env_name(p.env):
             out.append(doc.problem(("providers", i, "env"), f"env {p.env!r} must be {_LABEL}"))
     out.sort(key=lambda p: (p.line, p.col))
+    return out
+
+
+def _check_tag(config: RoutesConfig, doc: Document) -> list[Problem]:
+    out: list[Problem] = []
+    for carrier in config.tag.order:
+        name = getattr(config.tag, carrier)
+        if isinstance(name, str) and not name.strip():
+            out.append(doc.problem(("tag", carrier), f"the {carrier} name must not be empty"))
+    if not config.tag.order:
+        out.append(
+            doc.problem(
+                ("tag",),
+                "no tag carrier configured: every call is untagged and goes to main",
+                severity=Severity.WARNING,
+            )
+        )
     return out
 
 
@@ -136,27 +155,37 @@ def _check_rules(config: RoutesConfig, doc: Document) -> list[Problem]:
         for header in rule.match.headers:
             if not header:
                 out.append(doc.problem((*here, "match", "headers"), "empty header name"))
-        out += _shadowed(config, doc, i)
-    return out
+    return out + _shadowed(config, doc)
 
 
-def _shadowed(config: RoutesConfig, doc: Document, i: int) -> list[Problem]:
-    later = config.rules[i]
-    service = later.match.service
-    for j in range(i):
-        earlier = config.rules[j]
-        other = earlier.match.service
-        # Cheap pre-filter: two different exact service names never overlap.
-        if other is not None and service is not None and other != service and not is_glob(other):
-            continue
-        if shadows(earlier.match, later.match):
-            line = doc.pos(("rules", j)).line
-            return [
-                doc.problem(
-                    ("rules", i),
-                    f"rule {later.name!r} is shadowed by earlier rule {earlier.name!r} "
-                    f"(line {line}) and never fires",
-                    severity=Severity.WARNING,
+def _shadowed(config: RoutesConfig, doc: Document) -> list[Problem]:
+    """A warning for each rule that an earlier rule always matches first.
+
+    Only earlier rules that can overlap are compared: those of the same exact service, and
+    the glob or service-less ones; so this stays linear for rules of distinct services.
+    """
+    out: list[Problem] = []
+    by_service: dict[str, list[int]] = {}
+    wide: list[int] = []  # rules whose service is a glob or absent
+    for i, later in enumerate(config.rules):
+        service = later.match.service
+        exact = service if service is not None and not is_glob(service) else None
+        candidates = sorted([*by_service.get(exact, ()), *wide]) if exact else range(i)
+        for j in candidates:
+            earlier = config.rules[j]
+            if shadows(earlier.match, later.match):
+                line = doc.pos(("rules", j)).line
+                out.append(
+                    doc.problem(
+                        ("rules", i),
+                        f"rule {later.name!r} is shadowed by earlier rule {earlier.name!r} "
+                        f"(line {line}) and never fires",
+                        severity=Severity.WARNING,
+                    )
                 )
-            ]
-    return []
+                break
+        if exact:
+            by_service.setdefault(exact, []).append(i)
+        else:
+            wide.append(i)
+    return out

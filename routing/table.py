@@ -171,7 +171,7 @@ class RouteTable:
             return self._fail(
                 call, tag, source, invalid, None, self.main, (), ErrorKind.INVALID_TAG,
                 f"invalid env tag {invalid!r} in {source} for {call.service}: an env name is "
-                "a lower-case DNS label of at most 63 characters",
+                "a letter or digit, then letters, digits, '.', '_' or '-' (at most 63)",
             )  # fmt: skip
         rule = self.match_rule(call, tag is not None)
         if rule is not None:
@@ -205,6 +205,8 @@ class RouteTable:
                     else pick_weighted(candidates, rng if rng is not None else self._rng)
                 )
                 tried.append(LaneAttempt(step.env, Outcome.USED))
+                # Positional on the hot path (keywords cost ~0.3 us more); the order is
+                # Decision's field order: see _fail for the same call with keywords.
                 return Decision(
                     call.service, call.method, tag, source, invalid, rule_name, env,
                     tuple(tried), step.env, tried[0].outcome if len(tried) > 1 else None,
@@ -244,9 +246,21 @@ class RouteTable:
         message: str,
     ) -> Decision[P]:
         return Decision(
-            call.service, call.method, tag, source, invalid, rule, env, tried, None,
-            tried[0].outcome if tried else None, None, message, kind, self.version,
-        )  # fmt: skip
+            service=call.service,
+            method=call.method,
+            tag=tag,
+            carrier=source,
+            invalid_tag=invalid,
+            rule=rule,
+            env=env,
+            lanes_tried=tried,
+            lane=None,
+            fallback=tried[0].outcome if tried else None,
+            provider=None,
+            error=message,
+            error_kind=kind,
+            table_version=self.version,
+        )
 
 
 def _lanes(tried: list[LaneAttempt]) -> str:

@@ -24,20 +24,24 @@ from urllib.parse import unquote
 # W3C Baggage §3.3.1: a platform must accept at least 8192 bytes / 64 members; we read no more.
 MAX_BAGGAGE_BYTES = 8192
 MAX_BAGGAGE_MEMBERS = 64
-# Env tags are DNS-label-like: they become parts of names, metrics labels and log fields.
+# Env tags are DNS-label-like: they travel in headers, attachments, ZooKeeper paths,
+# metric labels and log fields, so they stay a short conservative token.
 MAX_TAG_LEN = 63
 
-_ENV_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# The same rule as the registry's env names (proxy/registry/model.py): a lane is keyed by
+# the exact env string a provider registered, so a tag must be able to name any of them.
+_ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 
 def is_env_name(value: str) -> bool:
-    """True when ``value`` is a valid env name: a lower-case DNS label (<= 63 chars)."""
+    """True when ``value`` is a valid env name: a letter or digit, then letters, digits,
+    ``.``, ``_`` or ``-``; at most 63 characters. Case-sensitive, as Dubbo tags are."""
     return len(value) <= MAX_TAG_LEN and _ENV_NAME.fullmatch(value) is not None
 
 
 def normalize_tag(raw: str) -> str:
-    """Tags are compared in lower case with surrounding blanks removed."""
-    return raw.strip().lower()
+    """Surrounding blanks are not part of a tag (case is: lanes are keyed exactly)."""
+    return raw.strip()
 
 
 class CallLike(Protocol):

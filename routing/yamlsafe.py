@@ -16,8 +16,10 @@ all problems of a file are collected before raising.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import TypeAlias
 
 from ruamel.yaml import YAML
@@ -192,6 +194,8 @@ class _Builder:
             tag = self.yaml.resolver.resolve(ScalarNode, event.value, event.implicit)
         tag = str(tag)
         if self._expecting_key():
+            if event.anchor is not None:
+                self.anchors[str(event.anchor)] = (str(event.value), 1)
             self.key(event, tag)
             return
         path = self._child_path()
@@ -297,6 +301,30 @@ def _short(tag: str) -> str:
     return "!!" + tag[len(_CORE) :] if tag.startswith(_CORE) else tag
 
 
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_BRACKET = re.compile(r"[\[\]{}]")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def _flow_too_deep(text: str) -> Pos | None:
+    """Where flow brackets first nest deeper than MAX_DEPTH, else None.
+
+    A C-speed estimate run before ruamel, whose scanner looks up to 1024 characters ahead
+    at a cost quadratic in the flow depth (~0.25 s for a line of ``[``). Brackets inside
+    quoted strings or comments are counted too: a false alarm needs 65 unclosed ones there.
+    """
+    only = _NOT_BRACKET.sub("", text)
+    if len(only) <= MAX_DEPTH or max(accumulate(map(_STEP.__getitem__, only))) <= MAX_DEPTH:
+        return None
+    depth = 0
+    for m in _BRACKET.finditer(text):  # the rare error case: find where, then stop
+        depth += _STEP[m.group()]
+        if depth > MAX_DEPTH:
+            off = m.start()
+            return Pos(text.count("\n", 0, off) + 1, off - text.rfind("\n", 0, off))
+    return None
+
+
 def parse(text: str, filename: str) -> Document:
     """Parse one YAML document safely. Raises ``RoutesError`` with every problem found.
 
@@ -311,6 +339,10 @@ def parse(text: str, filename: str) -> Document:
                 ),
             )
         )
+    deep = _flow_too_deep(text)
+    if deep is not None:
+        message = f"nesting deeper than {MAX_DEPTH} levels"
+        raise RoutesError((Problem(filename, deep.line, deep.col, Severity.ERROR, message),))
     yaml = YAML(typ="safe", pure=True)
     builder = _Builder(filename, yaml)
     try:
