@@ -8,6 +8,7 @@ so a slow reader slows the writer instead of filling laneway's memory.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -28,14 +29,17 @@ from proxy.codecs.grpc.events import (
 from proxy.codecs.grpc.grpc import (
     MAX_FORWARDED_TIMEOUT_NS,
     CallInfo,
+    MessageDecoder,
     MessageScanner,
     call_info,
+    encode_message,
     format_timeout,
     parse_status,
     status_trailers,
     trailers_only,
 )
 from proxy.errors import GrpcStatus, LanewayError, UpstreamDied
+from proxy.local_services import LocalServices
 from proxy.net.h2_upstream import H2Upstream, StreamEvent, UpstreamLost
 from proxy.net.pool import UpstreamPool
 from proxy.observe import NO_OBSERVER, CallObserver, CallScope
@@ -47,6 +51,7 @@ GRPC_PROTOCOLS = ("grpc", "tri")
 """Registry protocols that speak gRPC over HTTP/2 (Triple is wire-compatible)."""
 MAX_CONNECT_RETRIES = 2
 # why: gRFC A6 / Envoy: retry only what never reached a provider, and at most twice.
+_GRPC_CONTENT = b"application/grpc"
 _HOP_HEADERS = frozenset({b"grpc-timeout"})
 # Headers laneway rewrites itself on the way out (the tag carriers are added separately).
 
@@ -111,9 +116,11 @@ class GrpcForwarder:
         route_timeout: float,
         max_message_size: int,
         observer: CallObserver = NO_OBSERVER,
+        local: LocalServices | None = None,
     ) -> None:
         self.router = router
         self.observer = observer
+        self.local = local
         self.pool = pool
         self._route_timeout = route_timeout
         self._max_message = max_message_size
@@ -135,11 +142,15 @@ class GrpcForwarder:
         except LanewayError as exc:
             self._reply(down, stream_id, exc.grpc_status, exc.message)
             return
+        local = self.local
+        if local is not None and local.handles(info.service):
+            await self._serve_local(local, down, stream_id, info, inbox)
+            return
         call = self._make_call(info, headers)
         assert call.deadline is not None
         scope = self.observer.call_started(call, "grpc")
         try:
-            upstream, up_id, events, decision = await self._open(call, headers, end_stream, scope)
+            upstream, up_id, events, where = await self._open(call, headers, end_stream, scope)
         except LanewayError as exc:
             self._reply(down, stream_id, exc.grpc_status, exc.message)
             scope.finished(int(exc.grpc_status), exc.message)
@@ -153,10 +164,9 @@ class GrpcForwarder:
                     nursery.cancel_scope.cancel()
             if deadline.cancelled_caught:
                 self.stats.timeouts += 1
-                lanes = decision.lane or decision.env
                 relay.fail(
                     GrpcStatus.DEADLINE_EXCEEDED,
-                    f"deadline exceeded calling {call.key} in env {lanes!r} at {upstream.address}",
+                    f"deadline exceeded calling {call.key} {where} at {upstream.address}",
                 )
         finally:
             upstream.forget(up_id)
@@ -171,6 +181,9 @@ class GrpcForwarder:
                 metadata.setdefault(name.decode("latin-1"), value.decode("latin-1"))
         key = ServiceKey.of(info.service, info.version, info.group)
         timeout = self._route_timeout
+        if self.local is not None and info.service in self.local.relayed:
+            # Registry streams (Publish, Subscribe) live as long as their caller wants.
+            timeout = math.inf
         if info.timeout_ns is not None:
             timeout = min(info.timeout_ns, MAX_FORWARDED_TIMEOUT_NS) / 1e9
         deadline = trio.current_time() + timeout
@@ -182,7 +195,15 @@ class GrpcForwarder:
         headers: tuple[tuple[bytes, bytes], ...],
         end_stream: bool,
         scope: CallScope,
-    ) -> tuple[H2Upstream, int, trio.MemoryReceiveChannel[StreamEvent], Decision[Candidate]]:
+    ) -> tuple[H2Upstream, int, trio.MemoryReceiveChannel[StreamEvent], str]:
+        """Route the call and open its upstream stream; return it with a description of
+        where it went (for error messages). Raises a LanewayError when there is no way."""
+        relayed = self.local.relayed.get(call.service) if self.local is not None else None
+        if relayed is not None:  # an in-process service: no routing, no tag
+            upstream = await self.pool.get(relayed)
+            outbound = [(n, v) for n, v in headers if n not in _HOP_HEADERS]
+            up_id, events = upstream.open_stream(outbound, end_stream)
+            return upstream, up_id, events, "(local service)"
         exclude: set[str] = set()
         for attempt in range(MAX_CONNECT_RETRIES + 1):
             decision = self.router.route(call, exclude=exclude)
@@ -195,7 +216,7 @@ class GrpcForwarder:
                 upstream = await self.pool.get(address)
                 outbound = self._outbound_headers(headers, call, decision, scope)
                 up_id, events = upstream.open_stream(outbound, end_stream)
-                return upstream, up_id, events, decision
+                return upstream, up_id, events, f"in env {decision.lane or decision.env!r}"
             except UpstreamDied:
                 exclude.add(address)  # nothing reached the provider: safe to retry (R4)
                 if attempt == MAX_CONNECT_RETRIES:
@@ -226,10 +247,47 @@ class GrpcForwarder:
         skip = _HOP_HEADERS | {name for name, _ in tag_headers}
         out = [(n, v) for n, v in headers if n not in skip]
         assert call.deadline is not None
-        remaining_ns = max(1, int((call.deadline - trio.current_time()) * 1e9))
-        out.append((b"grpc-timeout", format_timeout(remaining_ns)))
+        if call.deadline != math.inf:
+            remaining_ns = max(1, int((call.deadline - trio.current_time()) * 1e9))
+            out.append((b"grpc-timeout", format_timeout(remaining_ns)))
         out.extend(tag_headers)
         return out
+
+    async def _serve_local(
+        self,
+        local: LocalServices,
+        down: Downstream,
+        stream_id: int,
+        info: CallInfo,
+        inbox: trio.MemoryReceiveChannel[DownstreamEvent],
+    ) -> None:
+        """Answer a unary call to a local service (health) without any upstream."""
+        decoder = MessageDecoder(self._max_message)
+        messages: list[bytes] = []
+        try:
+            with trio.move_on_after(self._route_timeout):
+                async for event in inbox:
+                    if isinstance(event, DataReceived):
+                        messages.extend(m.payload for m in decoder.feed(event.data))
+                        down.codec.acknowledge_received_data(stream_id, len(event.data))
+                    elif isinstance(event, StreamReset):
+                        return
+                    elif isinstance(event, StreamEnded):
+                        break
+        except LanewayError as exc:
+            self._reply(down, stream_id, exc.grpc_status, exc.message)
+            return
+        reply = local.call(info.service, info.method, messages[0] if messages else b"")
+        if reply.payload is None:
+            self._reply(down, stream_id, reply.status, reply.message)
+            return
+        codec = down.codec
+        codec.send_headers(
+            stream_id, [(b":status", b"200"), (b"content-type", b"application/grpc")]
+        )
+        codec.send_data(stream_id, encode_message(reply.payload))
+        codec.send_headers(stream_id, status_trailers(reply.status), end_stream=True)
+        down.kick()
 
     def _reply(self, down: Downstream, stream_id: int, status: int, message: str) -> None:
         down.codec.send_headers(stream_id, trailers_only(status, message), end_stream=True)

@@ -27,6 +27,7 @@ from proxy.config import LanewayConfig, ZooKeeperRegistryConfig
 from proxy.forward import DubboForwarder
 from proxy.grpc_forward import GrpcForwarder
 from proxy.health import HostHealth
+from proxy.local_services import LocalServices
 from proxy.net.dubbo_downstream import DubboFrontend, FrontendLimits
 from proxy.net.dubbo_upstream import UpstreamConnection
 from proxy.net.grpc_downstream import GrpcFrontend, GrpcFrontendLimits
@@ -41,6 +42,7 @@ from routing import RoutesError, RouteTable, load, loads
 
 log = logging.getLogger("laneway")
 
+REGISTRY_SERVICE = "laneway.registry.v1.Registry"
 RELOAD_DEBOUNCE_MS = 200
 # why: editors write a file in several steps; one reload per burst of changes.
 WATCH_WAKE_MS = 250
@@ -151,6 +153,7 @@ class Proxy:
                 idle_timeout=limits.consumer_idle_timeout,
             ),
         )
+        self.local_services = LocalServices(self.router, draining=lambda: self._shutdown.is_set())
         self.grpc_pool = UpstreamPool(
             self.health,
             lambda address, stream, _on_readonly: H2Upstream(address, stream),
@@ -162,6 +165,7 @@ class Proxy:
             route_timeout=limits.route_timeout,
             max_message_size=limits.max_grpc_message,
             observer=observer,
+            local=self.local_services,
         )
         self.grpc = GrpcFrontend(
             self.grpc_forwarder,
@@ -224,6 +228,9 @@ class Proxy:
             if self.config.routes_path is not None and self.config.watch_routes:
                 nursery.start_soon(self._watch_routes, self.config.routes_path)
             registry = reg_address if isinstance(reg_address, str) else None
+            if registry is not None:
+                # The registry API is served on the gRPC listener too (relayed in-process).
+                self.local_services.relayed[REGISTRY_SERVICE] = registry
             task_status.started(Bound(dubbo=dubbo_address, registry=registry, grpc=grpc_address))
             await self._shutdown.wait()
             with trio.move_on_after(self.config.limits.drain_timeout):

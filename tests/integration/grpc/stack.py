@@ -151,7 +151,11 @@ async def until(predicate: Callable[[], bool]) -> None:
 
 @asynccontextmanager
 async def running_grpc_stack(
-    routes: str | None = None, tmp_path: Path | None = None, **limits: float
+    routes: str | None = None,
+    tmp_path: Path | None = None,
+    *,
+    registry_listen: str | None = None,
+    **limits: float,
 ) -> AsyncIterator[GrpcStack]:
     routes_path = None
     if routes is not None:
@@ -159,7 +163,7 @@ async def running_grpc_stack(
         routes_path = tmp_path / "routes.yaml"
         routes_path.write_text(routes)
     config = LanewayConfig(
-        listen=Listen(dubbo=None, grpc="127.0.0.1:0", registry=None),
+        listen=Listen(dubbo=None, grpc="127.0.0.1:0", registry=registry_listen),
         routes=routes_path,
         watch_routes=False,
         limits=Limits(**limits),  # type: ignore[arg-type]
