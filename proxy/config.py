@@ -41,12 +41,21 @@ def _check_address(value: str | None) -> str | None:
     return value
 
 
+class TlsConfig(_Strict):
+    """A server certificate chain and its key (PEM); relative to laneway.yaml."""
+
+    cert: Path
+    key: Path
+
+
 class Listen(_Strict):
     """Addresses to bind (`host:port`, port 0 picks a free port); None leaves it off."""
 
     dubbo: str | None = "127.0.0.1:20880"
     grpc: str | None = None
     admin: str | None = None
+    grpc_tls: TlsConfig | None = None
+    """When set, the gRPC listener speaks TLS and requires ALPN ``h2``."""
     registry: str | None = "127.0.0.1:0"
     """The embedded registry's gRPC API (moves onto the gRPC listener with the gRPC path)."""
 
@@ -102,6 +111,26 @@ class Limits(_Strict):
     """An upstream connection unused this long is closed (Dubbo: 3 x heartbeat)."""
 
 
+class TelemetryConfig(_Strict):
+    """`telemetry:` OpenTelemetry traces and metrics, and the call logs (docs/observability.md).
+
+    With metrics, tracing and the access log all off the proxy uses no observer at all."""
+
+    metrics: bool = True
+    """Call metrics (duration histogram, decisions, in-flight) for Prometheus at /metrics."""
+    tracing: bool = False
+    """A server span per call and a client span per upstream attempt; W3C trace context."""
+    sampling: float = Field(default=1.0, ge=0.0, le=1.0)
+    """Fraction of new traces recorded; a caller's sampled flag is respected (parent-based)."""
+    exporter: Literal["none", "console", "otlp"] = "none"
+    """Where spans go: nowhere (context still propagates), stdout, or OTLP over HTTP."""
+    otlp_endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    """OTLP/HTTP traces endpoint (needs the `laneway[otlp]` extra)."""
+    service_name: str = "laneway"
+    access_log: bool = False
+    """One log line per call (logger `laneway.access`); errors are always logged."""
+
+
 class LanewayConfig(_Strict):
     listen: Listen = Listen()
     registry: RegistryConfig = EmbeddedRegistryConfig()
@@ -109,8 +138,13 @@ class LanewayConfig(_Strict):
     watch_routes: bool = True
     """Reload the routes file when it changes (SIGHUP and POST /reload always work)."""
     limits: Limits = Limits()
+    telemetry: TelemetryConfig = TelemetryConfig()
     base_dir: Path = Path(".")
     """Directory relative paths are resolved against (the config file's)."""
+
+    def resolve(self, path: Path) -> Path:
+        """``path`` relative to the config file's directory."""
+        return path if path.is_absolute() else self.base_dir / path
 
     @property
     def routes_path(self) -> Path | None:

@@ -17,20 +17,21 @@ from __future__ import annotations
 
 import logging
 import signal
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import trio
 
-from proxy.config import LanewayConfig, ZooKeeperRegistryConfig
+from proxy.config import ConfigError, LanewayConfig, ZooKeeperRegistryConfig
 from proxy.forward import DubboForwarder
 from proxy.grpc_forward import GrpcForwarder
 from proxy.health import HostHealth
 from proxy.local_services import LocalServices
 from proxy.net.dubbo_downstream import DubboFrontend, FrontendLimits
 from proxy.net.dubbo_upstream import UpstreamConnection
-from proxy.net.grpc_downstream import GrpcFrontend, GrpcFrontendLimits
+from proxy.net.grpc_downstream import GrpcFrontend, GrpcFrontendLimits, server_tls_context
 from proxy.net.h2_upstream import H2Upstream
 from proxy.net.pool import UpstreamPool
 from proxy.observe import NO_OBSERVER, CallObserver
@@ -172,10 +173,22 @@ class Proxy:
             GrpcFrontendLimits(
                 max_connections=limits.max_connections,
                 idle_timeout=limits.grpc_idle_timeout,
+                handshake_timeout=limits.request_read_timeout,
             ),
+            tls=self._grpc_tls(),
         )
         self._shutdown = trio.Event()
         self.stopped = trio.Event()
+
+    def _grpc_tls(self) -> ssl.SSLContext | None:
+        tls = self.config.listen.grpc_tls
+        if tls is None:
+            return None
+        cert, key = self.config.resolve(tls.cert), self.config.resolve(tls.key)
+        try:
+            return server_tls_context(str(cert), str(key))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"listen.grpc_tls: cannot load {cert} / {key}: {exc}") from exc
 
     def _make_registry(self) -> RegistryBackend:
         reg = self.config.registry

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import ssl
 from dataclasses import dataclass, field
 
 import trio
@@ -52,12 +53,23 @@ class GrpcFrontendStats:
 class GrpcFrontendLimits:
     max_connections: int
     idle_timeout: float
+    handshake_timeout: float = 10.0
+    """TLS handshake and ALPN must be done within this (slowloris guard)."""
+
+
+def server_tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """A TLS server context offering only ALPN ``h2`` (RFC 9113 §3.2), TLS 1.2+."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    context.set_alpn_protocols(["h2"])
+    return context
 
 
 class H2Downstream:
     """One gRPC client connection."""
 
-    def __init__(self, stream: trio.SocketStream, frontend: GrpcFrontend) -> None:
+    def __init__(self, stream: trio.abc.Stream, frontend: GrpcFrontend) -> None:
         self._stream = stream
         self._frontend = frontend
         self.codec = H2Connection(client_side=False)
@@ -184,9 +196,15 @@ class H2Downstream:
 class GrpcFrontend:
     """The gRPC listener. ``run`` reports the bound ``host:port`` through task_status."""
 
-    def __init__(self, forwarder: GrpcForwarder, limits: GrpcFrontendLimits) -> None:
+    def __init__(
+        self,
+        forwarder: GrpcForwarder,
+        limits: GrpcFrontendLimits,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.forwarder = forwarder
         self.limits = limits
+        self._tls = tls
         self.stats = GrpcFrontendStats()
         self._connections: set[H2Downstream] = set()
         self._accepting = trio.CancelScope()
@@ -224,12 +242,43 @@ class GrpcFrontend:
             handlers.start_soon(self._serve_one, stream)
 
     async def _serve_one(self, stream: trio.SocketStream) -> None:
-        conn = H2Downstream(stream, self)
+        transport: trio.abc.Stream = stream
+        if self._tls is not None:
+            tls = await self._handshake(stream, self._tls)
+            if tls is None:
+                return
+            transport = tls
+        conn = H2Downstream(transport, self)
         self._connections.add(conn)
         try:
             await conn.serve()
         finally:
             self._connections.discard(conn)
+
+    async def _handshake(
+        self, stream: trio.SocketStream, context: ssl.SSLContext
+    ) -> trio.SSLStream[trio.SocketStream] | None:
+        """TLS with ALPN h2, or None (connection closed, counted) when it fails."""
+        tls = trio.SSLStream(stream, context, server_side=True)
+        with trio.move_on_after(self.limits.handshake_timeout):
+            try:
+                await tls.do_handshake()
+            except (trio.BrokenResourceError, ssl.SSLError):
+                self._count("tls-handshake")
+                await trio.aclose_forcefully(stream)
+                return None
+            if tls.selected_alpn_protocol() == "h2":
+                return tls
+            self._count("alpn-not-h2")
+            await trio.aclose_forcefully(tls)
+            return None
+        self._count("tls-timeout")
+        await trio.aclose_forcefully(stream)
+        return None
+
+    def _count(self, reason: str) -> None:
+        errors = self.stats.connection_errors
+        errors[reason] = errors.get(reason, 0) + 1
 
     async def drain(self) -> None:
         """Stop accepting, GOAWAY every client (graceful, two steps), and return once no

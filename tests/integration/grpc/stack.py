@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 import trio
 
-from proxy.config import LanewayConfig, Limits, Listen
+from proxy.config import LanewayConfig, Limits, Listen, TlsConfig
 from proxy.registry.model import Provider, ServiceKey
 from proxy.serve import Proxy
 
@@ -155,6 +155,8 @@ async def running_grpc_stack(
     tmp_path: Path | None = None,
     *,
     registry_listen: str | None = None,
+    grpc_tls: TlsConfig | None = None,
+    channel_credentials: grpc.ChannelCredentials | None = None,
     **limits: float,
 ) -> AsyncIterator[GrpcStack]:
     routes_path = None
@@ -163,7 +165,7 @@ async def running_grpc_stack(
         routes_path = tmp_path / "routes.yaml"
         routes_path.write_text(routes)
     config = LanewayConfig(
-        listen=Listen(dubbo=None, grpc="127.0.0.1:0", registry=registry_listen),
+        listen=Listen(dubbo=None, grpc="127.0.0.1:0", registry=registry_listen, grpc_tls=grpc_tls),
         routes=routes_path,
         watch_routes=False,
         limits=Limits(**limits),  # type: ignore[arg-type]
@@ -177,7 +179,11 @@ async def running_grpc_stack(
             assert bound.grpc is not None
             for provider in (main, feature):
                 await publish(proxy, provider)
-            channel = grpc.insecure_channel(bound.grpc)
+            channel = (
+                grpc.insecure_channel(bound.grpc)
+                if channel_credentials is None
+                else grpc.secure_channel(bound.grpc, channel_credentials)
+            )
             try:
                 yield GrpcStack(proxy, bound.grpc, main, feature, channel)
             finally:
