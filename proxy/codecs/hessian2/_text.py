@@ -43,7 +43,7 @@ def decode_units(data: bytes, pos: int, units: int, end: int) -> tuple[str, int]
     if b"\xed" not in window:
         text = window.decode("utf-8", "replace")[:units]
         raw = text.encode()
-        if len(text) == units and window.startswith(raw) and _utf16_units(text) == units:
+        if len(text) == units and window.startswith(raw) and not _has_astral(text):
             return text, pos + len(raw)
     else:
         try:
@@ -51,13 +51,20 @@ def decode_units(data: bytes, pos: int, units: int, end: int) -> tuple[str, int]
         except UnicodeDecodeError:
             pass
         else:
-            if len(text) == units and _utf16_units(text) == units:
+            if len(text) == units and not _has_astral(text):
                 return text, pos + len(text.encode("utf-8", "surrogatepass"))
     return _decode_units_slow(data, pos, units, end)
 
 
 def _utf16_units(text: str) -> int:
     return len(text.encode("utf-16-le", "surrogatepass")) >> 1
+
+
+def _has_astral(text: str) -> bool:
+    # A regex is quickest on short text, a UTF-16 length on long text (both C loops).
+    if len(text) < 256:
+        return _ASTRAL.search(text) is not None
+    return _utf16_units(text) != len(text)
 
 
 def _decode_units_slow(data: bytes, start: int, units: int, end: int) -> tuple[str, int]:

@@ -366,18 +366,21 @@ class Encoder:
             return
         key = (obj.type_name, obj.field_names)
         index = self._classes.get(key)
+        buf = self._buf
         if index is None:
             index = len(self._classes)
             self._classes[key] = index
-            self._buf.append(0x43)
-            self.write_string(obj.type_name)
-            self.write_int(len(obj.field_names))
-            for name in obj.field_names:
-                self.write_string(name)
+            definition = _CLASS_DEF_BYTES.get(key)
+            if definition is None:
+                definition = _class_definition(obj.type_name, obj.field_names)
+                if len(_CLASS_DEF_BYTES) >= _CLASS_DEF_BYTES_SIZE:
+                    _CLASS_DEF_BYTES.clear()
+                _CLASS_DEF_BYTES[key] = definition
+            buf += definition
         if index <= 0x0F:
-            self._buf.append(0x60 + index)
+            buf.append(0x60 + index)
         else:
-            self._buf.append(0x4F)
+            buf.append(0x4F)
             self.write_int(index)
         if len(obj.values) != len(obj.field_names):
             raise EncodeError(
@@ -386,8 +389,32 @@ class Encoder:
         self._enter()
         write = self.write
         for value in obj.values:
-            write(value)
+            if type(value) is str and len(value) <= 0x1F and value.isascii():
+                buf.append(len(value))
+                buf += value.encode()
+            else:
+                write(value)
         self._depth -= 1
+
+
+# The bytes of a class definition ('C' name count names), by (type name, field names): the
+# same classes are written in response after response. Bounded: cleared when full.
+_CLASS_DEF_BYTES: dict[tuple[str, tuple[str, ...]], bytes] = {}
+_CLASS_DEF_BYTES_SIZE = 1024
+
+
+def _class_definition(type_name: str, field_names: tuple[str, ...]) -> bytes:
+    if not type_name or not isinstance(type_name, str):
+        raise EncodeError(f"an object needs a type name, got {type_name!r}")
+    if not all(isinstance(name, str) for name in field_names):
+        raise EncodeError(f"{type_name}: field names must be strings, got {field_names!r}")
+    enc = Encoder()
+    enc._buf.append(0x43)
+    enc.write_string(type_name)
+    enc.write_int(len(field_names))
+    for name in field_names:
+        enc.write_string(name)
+    return enc.getvalue()
 
 
 def encode(value: Any, *, max_depth: int = MAX_DEPTH) -> bytes:
