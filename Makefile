@@ -9,7 +9,7 @@ DEV_STAMP  := $(VENV)/.stamp-dev
 SYS_STAMP  := $(VENV)/.stamp-sys
 PROTO_STAMP := protos/.stamp
 
-.PHONY: run test lint typecheck unit bench deps protos clean
+.PHONY: run test lint typecheck unit bench bench-deps bench-e2e deps protos clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -51,6 +51,17 @@ test: deps lint typecheck
 
 bench: deps
 	$(VENV)/bin/pytest -q bench --benchmark-only
+
+# Bench-only tools (not test dependencies): Debian haproxy, the TCP-mode yardstick of the
+# end-to-end benchmark, and py-spy for its optional profile (--profile SECONDS).
+bench-deps: $(DEV_STAMP)
+	command -v haproxy >/dev/null 2>&1 || test -x /usr/sbin/haproxy || \
+		(apt-get update -qq && apt-get install -y -qq haproxy)
+	$(PIP) install -q py-spy
+
+# End-to-end Dubbo: direct vs laneway vs haproxy TCP mode vs bare trio relays (issue 5).
+bench-e2e: bench-deps
+	$(PY) -m bench.e2e_dubbo
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tests/interop/node/node_modules
