@@ -6,7 +6,7 @@ only awaits are the pool's connect and the upstream call; everything else is pur
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import trio
@@ -106,75 +106,162 @@ class DubboForwarder:
             trio.current_time() + timeout,
         )
 
-    async def forward(self, request: Request) -> bytes | None:
-        """Forward ``request``; return the response frame under the consumer's request id
-        (None for a one-way request). Raises a LanewayError carrying the status to answer."""
+    def start(self, request: Request, reply: Reply) -> DubboCall:
+        """Begin forwarding ``request``; ``reply`` is called exactly once, later (or now)
+        with the response frame under the consumer's request id (None for one-way), or
+        with the LanewayError to answer.
+
+        Fast path (a usable connection to the chosen provider is open): everything happens
+        here, synchronously. Otherwise the call's ``slow`` is set: a coroutine function that
+        opens the connection (retrying elsewhere on connect failure); run it in a task.
+        Raises BadRequest before ``reply`` is armed when the attachments are malformed.
+        """
         self.stats.calls += 1
         call = self.make_call(request)
-        scope = self.observer.call_started(call, "dubbo")
-        try:
-            response = await self._forward(request, call, scope)
-        except LanewayError as exc:
-            scope.finished(int(exc.dubbo_status), exc.message)
-            raise
-        if response is None:
-            scope.finished(int(DubboStatus.OK))
-            return None
-        scope.finished(response.status)
-        return response.with_request_id(request.request_id)
+        job = DubboCall(self, request, call, reply)
+        job.begin()
+        return job
 
-    async def _forward(self, request: Request, call: Call, scope: CallScope) -> Response | None:
+    async def forward(self, request: Request) -> bytes | None:
+        """Forward ``request`` and wait for the outcome (tests and tools; the proxy's
+        connections use :meth:`start`). Raises the LanewayError to answer."""
+        done = trio.Event()
+        outcome: list[tuple[bytes | None, LanewayError | None]] = []
+
+        def reply(frame: bytes | None, error: LanewayError | None) -> None:
+            outcome.append((frame, error))
+            done.set()
+
+        job = self.start(request, reply)
+        if job.slow is not None:
+            await job.slow()
+        await done.wait()
+        frame, error = outcome[0]
+        if error is not None:
+            raise error
+        return frame
+
+
+Reply = Callable[[bytes | None, LanewayError | None], None]
+SlowPath = Callable[[], Awaitable[None]]
+
+
+class DubboCall:
+    """One Dubbo call between admission and its reply."""
+
+    __slots__ = (
+        "address",
+        "call",
+        "fwd",
+        "reply",
+        "request",
+        "scope",
+        "slow",
+        "upstream",
+        "upstream_id",
+    )
+
+    def __init__(self, fwd: DubboForwarder, request: Request, call: Call, reply: Reply) -> None:
+        self.fwd = fwd
+        self.request = request
+        self.call = call
+        self.reply = reply
+        self.scope: CallScope = fwd.observer.call_started(call, "dubbo")
+        self.address = ""
+        self.upstream: UpstreamConnection | None = None
+        self.upstream_id = 0
+        self.slow: SlowPath | None = None
+
+    def begin(self) -> None:
+        try:
+            candidate, frame = self._decide(set())
+            conn = self.fwd.pool.ready(candidate.address)
+            if conn is None:
+                self.slow = lambda: self._slow(candidate.address, frame)
+                return
+            self._send(conn, candidate.address, frame)
+        except LanewayError as exc:
+            self._fail(exc)
+
+    def abandon(self) -> None:
+        """The consumer went away: free the upstream slot; the reply is never sent."""
+        if self.upstream is not None:
+            self.upstream.abandon(self.upstream_id)
+            self.upstream = None
+            self.fwd.router.health.finished(self.address, ok=True, now=trio.current_time())
+            self.scope.finished(int(DubboStatus.CLIENT_ERROR), "the consumer went away")
+
+    def _decide(self, exclude: set[str]) -> tuple[Candidate, bytes]:
+        fwd = self.fwd
+        decision = fwd.router.route(self.call, exclude=exclude)
+        self.scope.routed(decision)
+        if decision.provider is None:
+            fwd.stats.no_route += 1
+            raise NoProvider(decision.error or f"no route for {self.call.key}")
+        return decision.provider, self._outbound_frame(decision)
+
+    def _outbound_frame(self, decision: Decision[Candidate]) -> bytes:
+        """The original bytes, unless the tag or trace context must be (re)written into
+        the attachments."""
+        request = self.request
+        updates: dict[str, object] = dict(self.scope.propagation())
+        if decision.tag is not None:
+            table = self.fwd.router.table
+            updates.update(tag_updates(table, decision.tag, request.attachments))
+        return request.with_attachments(updates) if updates else request.frame
+
+    async def _slow(self, address: str, frame: bytes) -> None:
+        """Open a connection to the chosen provider; on connect failure route again
+        without it (nothing reached a provider, so this is safe: TESTS.md R4a)."""
+        fwd = self.fwd
         exclude: set[str] = set()
-        for attempt in range(MAX_CONNECT_RETRIES + 1):
-            decision = self.router.route(call, exclude=exclude)
-            scope.routed(decision)
-            candidate = self._chosen(decision, call)
-            frame = self._outbound_frame(request, decision, scope)
-            try:
-                conn = await self.pool.get(candidate.address)
-            except UpstreamDied:
-                # Nothing reached the provider: safe to retry elsewhere (TESTS.md R4a).
-                exclude.add(candidate.address)
-                if attempt == MAX_CONNECT_RETRIES:
-                    self.stats.upstream_died += 1
-                    raise
-                self.stats.retries += 1
-                continue
-            break
+        try:
+            for attempt in range(MAX_CONNECT_RETRIES + 1):
+                try:
+                    conn = await fwd.pool.get(address)
+                except UpstreamDied:
+                    exclude.add(address)
+                    if attempt == MAX_CONNECT_RETRIES:
+                        fwd.stats.upstream_died += 1
+                        raise
+                    fwd.stats.retries += 1
+                    candidate, frame = self._decide(exclude)
+                    address = candidate.address
+                    continue
+                self._send(conn, address, frame)
+                return
+        except LanewayError as exc:
+            self._fail(exc)
+
+    def _send(self, conn: UpstreamConnection, address: str, frame: bytes) -> None:
+        request = self.request
         if not request.two_way:
             conn.send_oneway(frame, request.dubbo_version)
-            self.stats.oneway += 1
-            return None
-        health = self.router.health
-        address = candidate.address
-        health.started(address)
-        ok = False
-        try:
-            assert call.deadline is not None
-            response = await conn.call(frame, request.dubbo_version, call.deadline)
-            ok = True
-        except UpstreamDied:
-            self.stats.upstream_died += 1
-            raise
-        except UpstreamTimeout:
-            self.stats.timeouts += 1
-            raise
-        finally:
-            health.finished(address, ok=ok, now=trio.current_time())
-        return response
+            self.fwd.stats.oneway += 1
+            self.scope.finished(int(DubboStatus.OK))
+            self.reply(None, None)
+            return
+        self.address = address
+        self.fwd.router.health.started(address)
+        assert self.call.deadline is not None
+        self.upstream = conn
+        self.upstream_id = conn.submit(frame, request.dubbo_version, self.call.deadline, self._done)
 
-    def _chosen(self, decision: Decision[Candidate], call: Call) -> Candidate:
-        if decision.provider is None:
-            self.stats.no_route += 1
-            raise NoProvider(decision.error or f"no route for {call.key}")
-        return decision.provider
+    def _done(self, response: Response | None, error: LanewayError | None) -> None:
+        self.upstream = None
+        fwd = self.fwd
+        fwd.router.health.finished(self.address, ok=error is None, now=trio.current_time())
+        if error is not None:
+            if isinstance(error, UpstreamTimeout):
+                fwd.stats.timeouts += 1
+            elif isinstance(error, UpstreamDied):
+                fwd.stats.upstream_died += 1
+            self._fail(error)
+            return
+        assert response is not None
+        self.scope.finished(response.status)
+        self.reply(response.with_request_id(self.request.request_id), None)
 
-    def _outbound_frame(
-        self, request: Request, decision: Decision[Candidate], scope: CallScope
-    ) -> bytes:
-        """The frame to send: the original bytes, unless the tag or trace context must be
-        (re)written into the attachments."""
-        updates: dict[str, object] = dict(scope.propagation())
-        if decision.tag is not None:
-            updates.update(tag_updates(self.router.table, decision.tag, request.attachments))
-        return request.with_attachments(updates) if updates else request.frame
+    def _fail(self, error: LanewayError) -> None:
+        self.scope.finished(int(error.dubbo_status), error.message)
+        self.reply(None, error)

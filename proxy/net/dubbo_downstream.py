@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import math
+import socket
 from dataclasses import dataclass, field
 
 import trio
 
 from proxy.codecs.dubbo import ConnectionClosed, Request, RequestReceived, ServerConnection
 from proxy.errors import LanewayError, Overloaded
-from proxy.forward import DubboForwarder
+from proxy.forward import DubboCall, DubboForwarder, Reply
+from proxy.net.outbox import Outbox, batched, defer
+from proxy.net.rawsock import RawSocketStream, accept, listen_tcp
 from proxy.registry.model import join_address
 
 RECEIVE_SIZE = 64 * 1024
@@ -45,31 +48,70 @@ class FrontendLimits:
 
 
 class DownstreamConnection:
-    """One consumer connection: reads frames, starts a task per call, writes answers."""
+    """One consumer connection: a read loop that starts calls, a writer that sends answers.
 
-    def __init__(self, stream: trio.SocketStream, frontend: DubboFrontend) -> None:
+    No task per call: a call is started synchronously from the read loop (the forwarder's
+    fast path) and answered through a callback that queues the response on the codec and
+    wakes the writer, which sends everything queued in one write.
+    """
+
+    def __init__(self, stream: trio.abc.Stream, frontend: DubboFrontend) -> None:
         self._stream = stream
         self._frontend = frontend
         self.codec = ServerConnection()
         self.in_flight = 0
-        self._send_lock = trio.Lock()
+        self._calls: dict[int, DubboCall] = {}
+        self._outbox = Outbox(stream, self.codec.data_to_send)
+        self._read_cancel = trio.CancelScope()
         self._closing = False
+        self._gone = False
 
     async def serve(self) -> None:
         try:
-            async with trio.open_nursery() as calls:
+            async with trio.open_nursery() as tasks:
+                tasks.start_soon(self._writer)
                 with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                    await self._read_loop(calls)  # (a vanished consumer: nothing to answer)
-                calls.cancel_scope.cancel()  # the consumer is gone: its calls are moot
+                    with self._read_cancel:
+                        await self._read_loop(tasks)  # (a vanished consumer: nothing to answer)
+                    await self.flush()  # a refusal queued before the loop ended
+                tasks.cancel_scope.cancel()  # the consumer is gone: its calls are moot
         finally:
+            self._gone = True
+            for call in list(self._calls.values()):
+                call.abandon()  # free the upstream slots; late answers are counted, dropped
+            self._calls.clear()
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(self._stream)
 
     async def send_readonly(self) -> None:
         self.codec.send_readonly()
-        await self._flush()
+        await self.flush()
 
-    async def _read_loop(self, calls: trio.Nursery) -> None:
+    async def flush(self) -> None:
+        """Send everything queued now (drain uses it before closing)."""
+        await self._outbox.flush()
+
+    async def _writer(self) -> None:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await self._outbox.run()
+
+    def _send(self) -> None:
+        """Send what the codec queued (at once when the socket has room, once per batch of
+        events). A refusal that must close the connection ends the read loop; serve()
+        flushes it, then closes."""
+        if defer(id(self), self._send_now):
+            return
+        self._send_now()
+
+    def _send_now(self) -> None:
+        try:
+            self._outbox.push()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._read_cancel.cancel()  # the consumer is gone: end the connection
+        if self._closing:
+            self._read_cancel.cancel()  # serve() flushes the refusal, then closes
+
+    async def _read_loop(self, tasks: trio.Nursery) -> None:
         limits = self._frontend.limits
         frame_deadline = math.inf
         partial_id: int | None = None
@@ -92,11 +134,12 @@ class DownstreamConnection:
             except LanewayError as exc:
                 await self._refuse(exc)
                 return
-            for event in events:
-                if isinstance(event, RequestReceived):
-                    self._admit(event.request, calls)
-                elif isinstance(event, ConnectionClosed):
-                    return
+            with batched():  # requests to one provider leave in one write
+                for event in events:
+                    if isinstance(event, RequestReceived):
+                        self._admit(event.request, tasks)
+                    elif isinstance(event, ConnectionClosed):
+                        return
             if self.codec.partial_frame_pending:
                 if partial_id is None or self.codec.partial_request_id != partial_id:
                     frame_deadline = trio.current_time() + limits.request_read_timeout
@@ -104,9 +147,10 @@ class DownstreamConnection:
             else:
                 frame_deadline = math.inf
                 partial_id = None
-            await self._flush()  # heartbeat answers the codec queued
+            if not events:
+                self._send()  # a heartbeat the codec answered
 
-    def _admit(self, request: Request, calls: trio.Nursery) -> None:
+    def _admit(self, request: Request, tasks: trio.Nursery) -> None:
         frontend = self._frontend
         limits = frontend.limits
         if (
@@ -119,34 +163,47 @@ class DownstreamConnection:
                     f"laneway is at its in-flight limit; {request.path}.{request.method} refused"
                 )
                 self._answer_error(request.request_id, error)
-                calls.start_soon(self._flush_quietly)
+                self._send()
             return
         self.in_flight += 1
         frontend.stats.in_flight += 1
-        calls.start_soon(self._handle, request)
-
-    async def _handle(self, request: Request) -> None:
-        frontend = self._frontend
         try:
-            try:
-                frame = await frontend.forwarder.forward(request)
+            call = frontend.forwarder.start(request, self._replier(request))
+        except LanewayError as exc:  # malformed attachments: answer, then close (40)
+            self._finished()
+            if request.two_way:
+                self._answer_error(request.request_id, exc)
+            self._closing = exc.close
+            self._send()
+            return
+        if call.upstream is not None or call.slow is not None:
+            self._calls[request.request_id] = call
+        if call.slow is not None:
+            tasks.start_soon(call.slow)
+
+    def _replier(self, request: Request) -> Reply:
+        def reply(frame: bytes | None, error: LanewayError | None) -> None:
+            self._calls.pop(request.request_id, None)
+            self._finished()
+            if self._gone:
+                return
+            if error is None:
                 if frame is not None:
                     self.codec.send_response(frame)
-                    frontend.count(20)
-            except LanewayError as exc:
+                    self._frontend.count(20)
+            else:
                 if request.two_way:
-                    self._answer_error(request.request_id, exc)
-                if exc.close:
+                    self._answer_error(request.request_id, error)
+                if error.close:
                     self._closing = True
-            # The answer is written before the call stops counting as in flight, so a drain
-            # never cancels a call whose response is still in our buffer.
-            await self._flush_quietly()
-        finally:
-            self.in_flight -= 1
-            frontend.stats.in_flight -= 1
-            frontend.wake_drain()
-        if self._closing:
-            await self._stream.aclose()
+            self._send()
+
+        return reply
+
+    def _finished(self) -> None:
+        self.in_flight -= 1
+        self._frontend.stats.in_flight -= 1
+        self._frontend.wake_drain()
 
     def _answer_error(self, request_id: int, exc: LanewayError) -> None:
         self.codec.send_error(request_id, int(exc.dubbo_status), exc.message)
@@ -157,19 +214,7 @@ class DownstreamConnection:
         self._frontend.stats.protocol_errors += 1
         if exc.request_id is not None:
             self._answer_error(exc.request_id, exc)
-            await self._flush()
-
-    async def _flush_quietly(self) -> None:
-        """Flush from a call task: if the consumer is gone, the read loop sees it and ends
-        the connection; the call task just stops."""
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await self._flush()
-
-    async def _flush(self) -> None:
-        async with self._send_lock:
-            data = self.codec.data_to_send()
-            if data:
-                await self._stream.send_all(data)
+            await self.flush()
 
 
 class DubboFrontend:
@@ -194,9 +239,8 @@ class DubboFrontend:
         self, listen: str, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
     ) -> None:
         host, _, port_text = listen.rpartition(":")
-        port = int(port_text)
-        listeners = await trio.open_tcp_listeners(port, host=host)
-        bound = listeners[0].socket.getsockname()
+        listeners = [listen_tcp(host, int(port_text))]
+        bound = listeners[0].getsockname()
         try:
             async with trio.open_nursery() as handlers:
                 task_status.started(join_address(bound[0], bound[1]))
@@ -209,9 +253,9 @@ class DubboFrontend:
         finally:
             _close_listeners(listeners)
 
-    async def _accept_loop(self, listener: trio.SocketListener, handlers: trio.Nursery) -> None:
+    async def _accept_loop(self, listener: socket.socket, handlers: trio.Nursery) -> None:
         while True:
-            stream = await listener.accept()
+            stream = await accept(listener)
             if len(self._connections) >= self.limits.max_connections:
                 self.stats.refused_connections += 1
                 await trio.aclose_forcefully(stream)
@@ -219,7 +263,7 @@ class DubboFrontend:
             self.stats.accepted += 1
             handlers.start_soon(self._serve_one, stream)
 
-    async def _serve_one(self, stream: trio.SocketStream) -> None:
+    async def _serve_one(self, stream: RawSocketStream) -> None:
         conn = DownstreamConnection(stream, self)
         self._connections.add(conn)
         try:
@@ -237,9 +281,15 @@ class DubboFrontend:
         while self.stats.in_flight > 0:
             self._idle = trio.Event()
             await self._idle.wait()
+        # Every call has its answer queued; send them before the caller cancels the tree.
+        for conn in list(self._connections):
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await conn.flush()
 
 
-def _close_listeners(listeners: list[trio.SocketListener]) -> None:
+def _close_listeners(listeners: list[socket.socket]) -> None:
     """Close listening sockets synchronously (safe inside a cancelled scope)."""
     for listener in listeners:
-        listener.socket.close()
+        if listener.fileno() != -1:
+            trio.lowlevel.notify_closing(listener)
+            listener.close()

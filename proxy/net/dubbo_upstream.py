@@ -1,43 +1,52 @@
 """One multiplexed Dubbo connection to a provider: many calls in flight, ids rewritten.
 
 Who owns what: the pool's nursery runs :meth:`UpstreamConnection.run` (reader, writer and
-heartbeat tasks); callers only ``await call(...)``. When the connection dies, every call
-in flight on it fails with :class:`UpstreamDied` at once (TESTS.md R2) — nothing waits for
-a timeout to notice.
+timer tasks). A call is *submitted* synchronously with a completion callback — no task and
+no cancel scope per call: the reader completes calls as responses arrive, the timer expires
+them at their deadlines (to ``DEADLINE_TICK``), and when the connection dies every call in
+flight on it fails at once with :class:`UpstreamDied` (TESTS.md R2). Measured in
+``bench/e2e_dubbo.py``: task hops per call dominate a Python proxy's per-call cost.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import trio
 
 from proxy.codecs.dubbo import (
     ClientConnection,
     ConnectionClosed,
+    Event,
     ReadOnlyReceived,
     Response,
     ResponseReceived,
     StrayResponse,
 )
 from proxy.errors import LanewayError, UpstreamDied, UpstreamTimeout
+from proxy.net.outbox import Outbox, batched, defer
 
 RECEIVE_SIZE = 64 * 1024
 # why: one read drains many pipelined responses; larger buffers only cost memory per connection.
+DEADLINE_TICK = 0.005
+# why: deadlines are checked on a tick, not with a timer per call; Dubbo timeouts are in ms,
+# and 5 ms of slack is invisible next to them while keeping the timer off the per-call path.
+TIMER_PARK_AFTER = 1.0
+# why: a connection idle this long stops ticking; busy ones tick without per-call wake-ups.
+MISSED_HEARTBEATS = 3
+# why: Dubbo treats three unanswered heartbeats as a dead channel.
+
+# on_done(response, None) or on_done(None, error): called exactly once per two-way call.
+Completion = Callable[[Response | None, LanewayError | None], None]
 
 
 @dataclass
 class UpstreamStats:
     stray_responses: int = 0  # late answers to calls that timed out (counted, discarded)
     readonly_events: int = 0
-
-
-@dataclass(eq=False)
-class _Waiter:
-    event: trio.Event = field(default_factory=trio.Event)
-    response: Response | None = None
-    error: LanewayError | None = None
+    timeouts: int = 0
 
 
 class UpstreamConnection:
@@ -55,8 +64,11 @@ class UpstreamConnection:
         self.address = address
         self._stream = stream
         self._codec = ClientConnection()
-        self._waiters: dict[int, _Waiter] = {}
-        self._wake_writer = trio.Event()
+        self._pending: dict[int, Completion] = {}
+        self._deadlines: list[tuple[float, int]] = []  # heap; entries of finished calls linger
+        self._outbox = Outbox(stream, self._codec.data_to_send)
+        self._timer_parked = False
+        self._wake_timer = trio.Event()
         self._heartbeat_interval = heartbeat_interval
         self._idle_timeout = idle_timeout
         self._on_readonly = on_readonly
@@ -73,36 +85,33 @@ class UpstreamConnection:
 
     @property
     def in_flight(self) -> int:
-        return len(self._waiters)
+        return len(self._pending)
 
-    async def call(self, frame: bytes, dubbo_version: str, deadline: float) -> Response:
-        """Send a two-way request frame and wait for its response until ``deadline``.
-
-        Raises UpstreamTimeout (the late response will be discarded and counted) or
-        UpstreamDied (the connection closed or broke with the call in flight).
-        """
+    def submit(self, frame: bytes, dubbo_version: str, deadline: float, on_done: Completion) -> int:
+        """Send a two-way request frame; ``on_done`` runs (on the reader or timer task) with
+        the response, or with UpstreamTimeout / UpstreamDied. Returns the upstream id (for
+        :meth:`abandon`). Raises UpstreamDied at once if the connection is already gone."""
         if self._closed is not None:
             raise self._closed
         request_id = self._codec.send_request(frame, dubbo_version)
-        waiter = self._waiters[request_id] = _Waiter()
-        self._kick()
-        with trio.move_on_at(deadline):
-            await waiter.event.wait()
-        if not waiter.event.is_set():
-            self._waiters.pop(request_id, None)
-            self._codec.forget(request_id)
-            raise UpstreamTimeout(f"provider {self.address} did not answer in time")
-        if waiter.error is not None:
-            raise waiter.error
-        assert waiter.response is not None
-        return waiter.response
+        if self._timer_parked:
+            self._wake_timer.set()  # idle -> busy: the timer starts ticking
+        self._pending[request_id] = on_done
+        heapq.heappush(self._deadlines, (deadline, request_id))
+        self._push()
+        return request_id
 
     def send_oneway(self, frame: bytes, dubbo_version: str) -> None:
         """Queue a one-way request (no response will ever come)."""
         if self._closed is not None:
             raise self._closed
         self._codec.send_request(frame, dubbo_version)
-        self._kick()
+        self._push()
+
+    def abandon(self, request_id: int) -> None:
+        """The caller went away: free the slot; a late response is discarded and counted."""
+        if self._pending.pop(request_id, None) is not None:
+            self._codec.forget(request_id)
 
     def close(self) -> None:
         """Stop the connection's tasks; calls in flight fail with UpstreamDied."""
@@ -110,11 +119,13 @@ class UpstreamConnection:
         self._cancel.cancel()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Read, write and heartbeat until the peer closes, breaks, idles out or ``close()``."""
+        """Read, write, expire and heartbeat until the peer closes, breaks, idles out or
+        ``close()``."""
         with self._cancel:
             try:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._guarded, self._writer)
+                    nursery.start_soon(self._guarded, self._outbox.run)
+                    nursery.start_soon(self._guarded, self._timer)
                     nursery.start_soon(self._guarded, self._keepalive)
                     task_status.started()
                     await self._guarded(self._reader)
@@ -141,58 +152,88 @@ class UpstreamConnection:
     async def _reader(self) -> None:
         while True:
             data = bytes(await self._stream.receive_some(RECEIVE_SIZE))
-            for event in self._codec.receive_data(data):
-                if isinstance(event, ResponseReceived):
-                    waiter = self._waiters.pop(event.response.request_id, None)
-                    if waiter is not None:
-                        waiter.response = event.response
-                        waiter.event.set()
-                elif isinstance(event, StrayResponse):
-                    self.stats.stray_responses += 1
-                elif isinstance(event, ReadOnlyReceived):
-                    self.stats.readonly_events += 1
-                    self.readonly = True
-                    self._on_readonly(self.address)
-                elif isinstance(event, ConnectionClosed):
-                    self._fail(
-                        UpstreamDied(f"provider {self.address} closed the connection mid-call")
-                    )
-                    return
-            self._kick()  # heartbeat answers the codec queued
+            with batched():  # answers to one consumer leave in one write
+                closed = self._dispatch(self._codec.receive_data(data))
+            if closed:
+                return
 
-    async def _writer(self) -> None:
+    def _dispatch(self, events: list[Event]) -> bool:
+        """Complete calls from one read's events; True when the provider closed."""
+        for event in events:
+            if isinstance(event, ResponseReceived):
+                on_done = self._pending.pop(event.response.request_id, None)
+                if on_done is not None:
+                    on_done(event.response, None)
+            elif isinstance(event, StrayResponse):
+                self.stats.stray_responses += 1
+            elif isinstance(event, ReadOnlyReceived):
+                self.stats.readonly_events += 1
+                self.readonly = True
+                self._on_readonly(self.address)
+            elif isinstance(event, ConnectionClosed):
+                self._fail(UpstreamDied(f"provider {self.address} closed the connection mid-call"))
+                return True
+        if not events:
+            # A read without events may hold the provider's heartbeat, which the codec
+            # answered: send the answer.
+            self._push()
+        return False
+
+    def _push(self) -> None:
+        self._last_used = trio.current_time()
+        if defer(id(self), self._push_now):
+            return
+        self._push_now()
+
+    def _push_now(self) -> None:
+        try:
+            self._outbox.push()
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self._fail(UpstreamDied(f"connection to provider {self.address} broke: {exc}"))
+            self._cancel.cancel()
+
+    async def _timer(self) -> None:
+        """Expire calls past their deadline. Ticks while the connection is in use and parks
+        after TIMER_PARK_AFTER of idleness (waking it per call would cost a task switch)."""
         while True:
-            await self._wake_writer.wait()
-            self._wake_writer = trio.Event()
-            data = self._codec.data_to_send()
-            if data:
-                self._last_used = trio.current_time()
-                await self._stream.send_all(data)
+            if not self._pending and trio.current_time() - self._last_used > TIMER_PARK_AFTER:
+                self._deadlines.clear()
+                self._wake_timer = trio.Event()
+                self._timer_parked = True
+                await self._wake_timer.wait()
+                self._timer_parked = False
+            await trio.sleep(DEADLINE_TICK)
+            now = trio.current_time()
+            heap = self._deadlines
+            while heap and heap[0][0] <= now:
+                _, request_id = heapq.heappop(heap)
+                on_done = self._pending.pop(request_id, None)
+                if on_done is not None:
+                    self._codec.forget(request_id)
+                    self.stats.timeouts += 1
+                    on_done(
+                        None, UpstreamTimeout(f"provider {self.address} did not answer in time")
+                    )
 
     async def _keepalive(self) -> None:
         """Heartbeat an idle connection; close it when it stays unused past the idle limit."""
         while True:
             await trio.sleep(self._heartbeat_interval)
             idle = trio.current_time() - self._last_used
-            if not self._waiters and idle >= self._idle_timeout:
+            if not self._pending and idle >= self._idle_timeout:
                 self._cancel.cancel()
                 return
-            if self._codec.unanswered_heartbeats >= 3:
-                # why 3: Dubbo treats three missed heartbeats as a dead channel.
-                raise trio.BrokenResourceError("three heartbeats unanswered")
+            if self._codec.unanswered_heartbeats >= MISSED_HEARTBEATS:
+                raise trio.BrokenResourceError(f"{MISSED_HEARTBEATS} heartbeats unanswered")
             if idle >= self._heartbeat_interval:
                 self._codec.send_heartbeat()
-                self._kick()
+                self._push()
 
     # -- helpers -----------------------------------------------------------------------------
-
-    def _kick(self) -> None:
-        self._wake_writer.set()
 
     def _fail(self, error: LanewayError) -> None:
         if self._closed is None:
             self._closed = error
-        waiters, self._waiters = self._waiters, {}
-        for waiter in waiters.values():
-            waiter.error = error
-            waiter.event.set()
+        pending, self._pending = self._pending, {}
+        for on_done in pending.values():
+            on_done(None, error)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import socket
 import ssl
 from dataclasses import dataclass, field
 
@@ -31,6 +32,7 @@ from proxy.codecs.grpc.events import (
     WindowUpdated,
 )
 from proxy.grpc_forward import DownstreamEvent, GrpcForwarder
+from proxy.net.rawsock import RawSocketStream, accept, listen_tcp
 from proxy.registry.model import join_address
 
 RECEIVE_SIZE = 64 * 1024
@@ -218,8 +220,8 @@ class GrpcFrontend:
         self, listen: str, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
     ) -> None:
         host, _, port_text = listen.rpartition(":")
-        listeners = await trio.open_tcp_listeners(int(port_text), host=host)
-        bound = listeners[0].socket.getsockname()
+        listeners = [listen_tcp(host, int(port_text))]
+        bound = listeners[0].getsockname()
         try:
             async with trio.open_nursery() as handlers:
                 task_status.started(join_address(bound[0], bound[1]))
@@ -231,9 +233,9 @@ class GrpcFrontend:
         finally:
             _close(listeners)
 
-    async def _accept_loop(self, listener: trio.SocketListener, handlers: trio.Nursery) -> None:
+    async def _accept_loop(self, listener: socket.socket, handlers: trio.Nursery) -> None:
         while True:
-            stream = await listener.accept()
+            stream = await accept(listener)
             if len(self._connections) >= self.limits.max_connections:
                 self.stats.refused_connections += 1
                 await trio.aclose_forcefully(stream)
@@ -241,7 +243,7 @@ class GrpcFrontend:
             self.stats.accepted += 1
             handlers.start_soon(self._serve_one, stream)
 
-    async def _serve_one(self, stream: trio.SocketStream) -> None:
+    async def _serve_one(self, stream: RawSocketStream) -> None:
         transport: trio.abc.Stream = stream
         if self._tls is not None:
             tls = await self._handshake(stream, self._tls)
@@ -256,8 +258,8 @@ class GrpcFrontend:
             self._connections.discard(conn)
 
     async def _handshake(
-        self, stream: trio.SocketStream, context: ssl.SSLContext
-    ) -> trio.SSLStream[trio.SocketStream] | None:
+        self, stream: RawSocketStream, context: ssl.SSLContext
+    ) -> trio.SSLStream[RawSocketStream] | None:
         """TLS with ALPN h2, or None (connection closed, counted) when it fails."""
         tls = trio.SSLStream(stream, context, server_side=True)
         with trio.move_on_after(self.limits.handshake_timeout):
@@ -291,6 +293,8 @@ class GrpcFrontend:
             await self._idle.wait()
 
 
-def _close(listeners: list[trio.SocketListener]) -> None:
+def _close(listeners: list[socket.socket]) -> None:
     for listener in listeners:
-        listener.socket.close()
+        if listener.fileno() != -1:
+            trio.lowlevel.notify_closing(listener)
+            listener.close()

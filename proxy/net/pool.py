@@ -17,6 +17,7 @@ import trio
 
 from proxy.errors import UpstreamDied
 from proxy.health import HostHealth
+from proxy.net.rawsock import connect_tcp
 from proxy.registry.model import split_address
 
 
@@ -46,9 +47,9 @@ class Dialer(Protocol):
 
 
 async def dial_tcp(address: str) -> trio.abc.Stream:
-    """The default dialer: a TCP connection to ``host:port``."""
+    """The default dialer: a TCP connection to ``host:port`` (lean raw-socket stream)."""
     host, port = split_address(address)
-    return await trio.open_tcp_stream(host, port)
+    return await connect_tcp(host, port)
 
 
 @dataclass
@@ -86,6 +87,11 @@ class UpstreamPool(Generic[C]):
 
     def connections(self) -> dict[str, C]:
         return dict(self._conns)
+
+    def ready(self, address: str) -> C | None:
+        """A usable connection to ``address`` if one is open now (no await: the fast path)."""
+        conn = self._conns.get(address)
+        return conn if conn is not None and conn.usable else None
 
     async def get(self, address: str) -> C:
         """A usable connection to ``address``. Raises UpstreamDied when it cannot connect
