@@ -110,6 +110,12 @@ class _LazyAttachments:
         return value
 
 
+MAX_CACHED_REWRITES = 1024
+# why: distinct (attachments, tag) pairs seen by one proxy are few; the bound only stops a
+# consumer that varies its attachments per call from growing the memo without limit.
+_REWRITES: dict[tuple[bytes, tuple[tuple[str, object], ...], frozenset[str]], bytes] = {}
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Request:
     """One request frame. ``frame`` is the exact bytes received (header included).
@@ -170,6 +176,15 @@ class Request:
         current = self._lazy.get()
         start = self._lazy.start
         frame = self.frame
+        # A consumer sends the same attachments call after call, and the proxy writes the
+        # same tag into them: memoise the rewrite of a self-contained map (never of a
+        # back-reference, whose meaning depends on the rest of the stream).
+        cache_key: tuple[bytes, tuple[tuple[str, object], ...], frozenset[str]] | None = None
+        if start == len(frame) or frame[start] in (_MAP_UNTYPED, _MAP_TYPED):
+            cache_key = (frame[start:], tuple(updates.items()), frozenset(removed))
+            cached = _REWRITES.get(cache_key)
+            if cached is not None:
+                return self._reframed(start, cached, request_id)
         changed = {**updates, **dict.fromkeys(k for k in removed if k in current)}
         added = b"".join(encode(k) + encode(v) for k, v in updates.items())
         if start == len(frame):
@@ -183,12 +198,20 @@ class Request:
                 new_map = frame[start:-1] + added + nulls + b"Z"
             else:
                 new_map = _fresh_map(current, updates, removed, self.request_id)
-        body_length = start - HEADER_LENGTH + len(new_map)
+        if cache_key is not None:
+            if len(_REWRITES) >= MAX_CACHED_REWRITES:
+                _REWRITES.clear()
+            _REWRITES[cache_key] = new_map
+        return self._reframed(start, new_map, request_id)
+
+    def _reframed(self, start: int, new_map: bytes, request_id: int | None) -> bytes:
+        """This frame with the attachments map (from ``start``) replaced by ``new_map``."""
+        frame = self.frame
         header = build_header(
             flags=frame[2],
             status=frame[3],
             request_id=self.request_id if request_id is None else request_id,
-            body_length=body_length,
+            body_length=start - HEADER_LENGTH + len(new_map),
         )
         return b"".join((header, frame[HEADER_LENGTH:start], new_map))
 
