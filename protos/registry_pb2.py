@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15protos/registry.proto\x12\x13laneway.registry.v1\"?\n\nServiceKey\x12\x11\n\tinterface\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\r\n\x05group\x18\x03 \x01(\t\"\xf0\x01\n\x08Provider\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x10\n\x08protocol\x18\x02 \x01(\t\x12\x0b\n\x03\x65nv\x18\x03 \x01(\t\x12\x0e\n\x06weight\x18\x04 \x01(\r\x12\x0f\n\x07methods\x18\x05 \x03(\t\x12\x13\n\x0b\x61pplication\x18\x06 \x01(\t\x12\x0e\n\x06source\x18\x07 \x01(\t\x12=\n\x08metadata\x18\x08 \x03(\x0b\x32+.laneway.registry.v1.Provider.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"q\n\x0cRegistration\x12\x30\n\x07service\x18\x01 \x01(\x0b\x32\x1f.laneway.registry.v1.ServiceKey\x12/\n\x08provider\x18\x02 \x01(\x0b\x32\x1d.laneway.registry.v1.Provider\"\x18\n\tHeartbeat\x12\x0b\n\x03seq\x18\x01 \x01(\x04\"\xd1\x01\n\x0ePublishRequest\x12\x35\n\x08register\x18\x01 \x01(\x0b\x32!.laneway.registry.v1.RegistrationH\x00\x12\x37\n\nunregister\x18\x02 \x01(\x0b\x32!.laneway.registry.v1.RegistrationH\x00\x12\x33\n\theartbeat\x18\x03 \x01(\x0b\x32\x1e.laneway.registry.v1.HeartbeatH\x00\x12\x12\n\nrequest_id\x18\x04 \x01(\x04\x42\x06\n\x04kind\":\n\x07Welcome\x12\x1d\n\x15heartbeat_interval_ms\x18\x01 \x01(\r\x12\x10\n\x08lease_ms\x18\x02 \x01(\r\"u\n\x03\x41\x63k\x12\x37\n\x0cregistration\x18\x01 \x01(\x0b\x32!.laneway.registry.v1.Registration\x12\x12\n\nregistered\x18\x02 \x01(\x08\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\x04\"\xa8\x01\n\x0fPublishResponse\x12/\n\x07welcome\x18\x01 \x01(\x0b\x32\x1c.laneway.registry.v1.WelcomeH\x00\x12\'\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x18.laneway.registry.v1.AckH\x00\x12\x33\n\theartbeat\x18\x03 \x01(\x0b\x32\x1e.laneway.registry.v1.HeartbeatH\x00\x42\x06\n\x04kind\"D\n\x10SubscribeRequest\x12\x30\n\x07service\x18\x01 \x01(\x0b\x32\x1f.laneway.registry.v1.ServiceKey\"\x93\x01\n\x0cProviderList\x12\x30\n\x07service\x18\x01 \x01(\x0b\x32\x1f.laneway.registry.v1.ServiceKey\x12\x30\n\tproviders\x18\x02 \x03(\x0b\x32\x1d.laneway.registry.v1.Provider\x12\r\n\x05stale\x18\x03 \x01(\x08\x12\x10\n\x08revision\x18\x04 \x01(\x04\"-\n\x0bListRequest\x12\x11\n\tinterface\x18\x01 \x01(\t\x12\x0b\n\x03\x65nv\x18\x02 \x01(\t\"C\n\x0cListResponse\x12\x33\n\x08services\x18\x01 \x03(\x0b\x32!.laneway.registry.v1.ProviderList2\x8a\x02\n\x08Registry\x12X\n\x07Publish\x12#.laneway.registry.v1.PublishRequest\x1a$.laneway.registry.v1.PublishResponse(\x01\x30\x01\x12W\n\tSubscribe\x12%.laneway.registry.v1.SubscribeRequest\x1a!.laneway.registry.v1.ProviderList0\x01\x12K\n\x04List\x12 .laneway.registry.v1.ListRequest\x1a!.laneway.registry.v1.ListResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15protos/registry.proto\x12\x13laneway.registry.v1\"?\n\nServiceKey\x12\x11\n\tinterface\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\r\n\x05group\x18\x03 \x01(\t\"\xf0\x01\n\x08Provider\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x10\n\x08protocol\x18\x02 \x01(\t\x12\x0b\n\x03\x65nv\x18\x03 \x01(\t\x12\x0e\n\x06weight\x18\x04 \x01(\r\x12\x0f\n\x07methods\x18\x05 \x03(\t\x12\x13\n\x0b\x61pplication\x18\x06 \x01(\t\x12\x0e\n\x06source\x18\x07 \x01(\t\x12=\n\x08metadata\x18\x08 \x03(\x0b\x32+.laneway.registry.v1.Provider.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"q\n\x0cRegistration\x12\x30\n\x07service\x18\x01 \x01(\x0b\x32\x1f.laneway.registry.v1.ServiceKey\x12/\n\x08provider\x18\x02 \x01(\x0b\x32\x1d.laneway.registry.v1.Provider\"\x18\n\tHeartbeat\x12\x0b\n\x03seq\x18\x01 \x01(\x04\"A\n\rRegistrations\x12\x30\n\x05items\x18\x01 \x03(\x0b\x32!.laneway.registry.v1.Registration\"\xd3\x01\n\x0ePublishRequest\x12\x36\n\x08register\x18\x01 \x01(\x0b\x32\".laneway.registry.v1.RegistrationsH\x00\x12\x38\n\nunregister\x18\x02 \x01(\x0b\x32\".laneway.registry.v1.RegistrationsH\x00\x12\x33\n\theartbeat\x18\x03 \x01(\x0b\x32\x1e.laneway.registry.v1.HeartbeatH\x00\x12\x12\n\nrequest_id\x18\x04 \x01(\x04\x42\x06\n\x04kind\":\n\x07Welcome\x12\x1d\n\x15heartbeat_interval_ms\x18\x01 \x01(\r\x12\x10\n\x08lease_ms\x18\x02 \x01(\r\")\n\tItemError\x12\r\n\x05index\x18\x01 \x01(\r\x12\r\n\x05\x65rror\x18\x02 \x01(\t\"Z\n\x03\x41\x63k\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61pplied\x18\x02 \x01(\r\x12.\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x1e.laneway.registry.v1.ItemError\"\xa8\x01\n\x0fPublishResponse\x12/\n\x07welcome\x18\x01 \x01(\x0b\x32\x1c.laneway.registry.v1.WelcomeH\x00\x12\'\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x18.laneway.registry.v1.AckH\x00\x12\x33\n\theartbeat\x18\x03 \x01(\x0b\x32\x1e.laneway.registry.v1.HeartbeatH\x00\x42\x06\n\x04kind\"D\n\x10SubscribeRequest\x12\x30\n\x07service\x18\x01 \x01(\x0b\x32\x1f.laneway.registry.v1.ServiceKey\"\x93\x01\n\x0cProviderList\x12\x30\n\x07service\x18\x01 \x01(\x0b\x32\x1f.laneway.registry.v1.ServiceKey\x12\x30\n\tproviders\x18\x02 \x03(\x0b\x32\x1d.laneway.registry.v1.Provider\x12\r\n\x05stale\x18\x03 \x01(\x08\x12\x10\n\x08revision\x18\x04 \x01(\x04\"-\n\x0bListRequest\x12\x11\n\tinterface\x18\x01 \x01(\t\x12\x0b\n\x03\x65nv\x18\x02 \x01(\t\"C\n\x0cListResponse\x12\x33\n\x08services\x18\x01 \x03(\x0b\x32!.laneway.registry.v1.ProviderList2\x8a\x02\n\x08Registry\x12X\n\x07Publish\x12#.laneway.registry.v1.PublishRequest\x1a$.laneway.registry.v1.PublishResponse(\x01\x30\x01\x12W\n\tSubscribe\x12%.laneway.registry.v1.SubscribeRequest\x1a!.laneway.registry.v1.ProviderList0\x01\x12K\n\x04List\x12 .laneway.registry.v1.ListRequest\x1a!.laneway.registry.v1.ListResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,22 +43,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REGISTRATION']._serialized_end=467
   _globals['_HEARTBEAT']._serialized_start=469
   _globals['_HEARTBEAT']._serialized_end=493
-  _globals['_PUBLISHREQUEST']._serialized_start=496
-  _globals['_PUBLISHREQUEST']._serialized_end=705
-  _globals['_WELCOME']._serialized_start=707
-  _globals['_WELCOME']._serialized_end=765
-  _globals['_ACK']._serialized_start=767
-  _globals['_ACK']._serialized_end=884
-  _globals['_PUBLISHRESPONSE']._serialized_start=887
-  _globals['_PUBLISHRESPONSE']._serialized_end=1055
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=1057
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=1125
-  _globals['_PROVIDERLIST']._serialized_start=1128
-  _globals['_PROVIDERLIST']._serialized_end=1275
-  _globals['_LISTREQUEST']._serialized_start=1277
-  _globals['_LISTREQUEST']._serialized_end=1322
-  _globals['_LISTRESPONSE']._serialized_start=1324
-  _globals['_LISTRESPONSE']._serialized_end=1391
-  _globals['_REGISTRY']._serialized_start=1394
-  _globals['_REGISTRY']._serialized_end=1660
+  _globals['_REGISTRATIONS']._serialized_start=495
+  _globals['_REGISTRATIONS']._serialized_end=560
+  _globals['_PUBLISHREQUEST']._serialized_start=563
+  _globals['_PUBLISHREQUEST']._serialized_end=774
+  _globals['_WELCOME']._serialized_start=776
+  _globals['_WELCOME']._serialized_end=834
+  _globals['_ITEMERROR']._serialized_start=836
+  _globals['_ITEMERROR']._serialized_end=877
+  _globals['_ACK']._serialized_start=879
+  _globals['_ACK']._serialized_end=969
+  _globals['_PUBLISHRESPONSE']._serialized_start=972
+  _globals['_PUBLISHRESPONSE']._serialized_end=1140
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=1142
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=1210
+  _globals['_PROVIDERLIST']._serialized_start=1213
+  _globals['_PROVIDERLIST']._serialized_end=1360
+  _globals['_LISTREQUEST']._serialized_start=1362
+  _globals['_LISTREQUEST']._serialized_end=1407
+  _globals['_LISTRESPONSE']._serialized_start=1409
+  _globals['_LISTRESPONSE']._serialized_end=1476
+  _globals['_REGISTRY']._serialized_start=1479
+  _globals['_REGISTRY']._serialized_end=1745
 # @@protoc_insertion_point(module_scope)

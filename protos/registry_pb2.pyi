@@ -57,17 +57,23 @@ class Heartbeat(_message.Message):
     seq: int
     def __init__(self, seq: _Optional[int] = ...) -> None: ...
 
+class Registrations(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[Registration]
+    def __init__(self, items: _Optional[_Iterable[_Union[Registration, _Mapping]]] = ...) -> None: ...
+
 class PublishRequest(_message.Message):
     __slots__ = ("register", "unregister", "heartbeat", "request_id")
     REGISTER_FIELD_NUMBER: _ClassVar[int]
     UNREGISTER_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    register: Registration
-    unregister: Registration
+    register: Registrations
+    unregister: Registrations
     heartbeat: Heartbeat
     request_id: int
-    def __init__(self, register: _Optional[_Union[Registration, _Mapping]] = ..., unregister: _Optional[_Union[Registration, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., request_id: _Optional[int] = ...) -> None: ...
+    def __init__(self, register: _Optional[_Union[Registrations, _Mapping]] = ..., unregister: _Optional[_Union[Registrations, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., request_id: _Optional[int] = ...) -> None: ...
 
 class Welcome(_message.Message):
     __slots__ = ("heartbeat_interval_ms", "lease_ms")
@@ -77,17 +83,23 @@ class Welcome(_message.Message):
     lease_ms: int
     def __init__(self, heartbeat_interval_ms: _Optional[int] = ..., lease_ms: _Optional[int] = ...) -> None: ...
 
-class Ack(_message.Message):
-    __slots__ = ("registration", "registered", "error", "request_id")
-    REGISTRATION_FIELD_NUMBER: _ClassVar[int]
-    REGISTERED_FIELD_NUMBER: _ClassVar[int]
+class ItemError(_message.Message):
+    __slots__ = ("index", "error")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    registration: Registration
-    registered: bool
+    index: int
     error: str
+    def __init__(self, index: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class Ack(_message.Message):
+    __slots__ = ("request_id", "applied", "errors")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
     request_id: int
-    def __init__(self, registration: _Optional[_Union[Registration, _Mapping]] = ..., registered: _Optional[bool] = ..., error: _Optional[str] = ..., request_id: _Optional[int] = ...) -> None: ...
+    applied: int
+    errors: _containers.RepeatedCompositeFieldContainer[ItemError]
+    def __init__(self, request_id: _Optional[int] = ..., applied: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[ItemError, _Mapping]]] = ...) -> None: ...
 
 class PublishResponse(_message.Message):
     __slots__ = ("welcome", "ack", "heartbeat")

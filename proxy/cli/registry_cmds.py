@@ -14,8 +14,9 @@ from __future__ import annotations
 import enum
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -23,6 +24,8 @@ from proxy.cli import app
 
 if TYPE_CHECKING:
     from proxy.registry.model import Lanes, Provider, ServiceKey
+
+T = TypeVar("T")
 
 EXIT_UNREACHABLE = 1
 EXIT_USAGE = 2
@@ -55,6 +58,24 @@ def _parse_key(text: str) -> ServiceKey:
         return ServiceKey.parse(text)
     except InvalidRegistration as e:
         raise _fail(str(e), EXIT_USAGE) from None
+
+
+def _run(main: Callable[[], Awaitable[T]], errors: tuple[type[Exception], ...]) -> T:
+    """``trio.run(main)``, turning the expected ``errors`` (also when a nursery wrapped
+    them in an exception group) into one clean message and exit code 1."""
+    import trio
+
+    try:
+        return trio.run(main)
+    except errors as e:
+        raise _fail(str(e)) from None
+    except BaseExceptionGroup as group:
+        leaf: BaseException = group
+        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
+            leaf = leaf.exceptions[0]
+        if isinstance(leaf, errors):
+            raise _fail(str(leaf) or type(leaf).__name__) from None
+        raise
 
 
 async def _until_signalled() -> None:
@@ -94,10 +115,7 @@ def serve(
             await _until_signalled()
             nursery.cancel_scope.cancel()
 
-    try:
-        trio.run(main)
-    except (OSError, StateFileError) as e:
-        raise _fail(str(e)) from None
+    _run(main, (OSError, StateFileError))
 
 
 @registry_app.command("ls")
@@ -114,12 +132,18 @@ def ls(
         str | None, typer.Option("--registry", help="embedded registry HOST:PORT")
     ] = None,
     fmt: Annotated[Format, typer.Option("--format", help="text or json")] = Format.text,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="seconds to wait for the registry")
+    ] = LS_TIMEOUT,
 ) -> None:
     """List services, their envs and providers."""
     if (zk is None) == (registry is None):
         raise _fail("give exactly one of --zk HOSTS or --registry HOST:PORT", EXIT_USAGE)
     wanted = _parse_key(service) if service and ":" in service else None
-    rows = _read_zk(zk, root) if zk is not None else _read_registry(registry or "")
+    if zk is not None:
+        rows = _read_zk(zk, root, timeout)
+    else:
+        rows = _read_registry(registry or "", timeout)
     out = []
     for key, lanes, stale in rows:
         if service and (key != wanted if wanted else key.interface != service):
@@ -146,37 +170,48 @@ def ls(
 Row = tuple["ServiceKey", "Lanes", bool]
 
 
-def _read_registry(address: str) -> list[Row]:
+def _read_registry(address: str, timeout: float) -> list[Row]:
     import grpc
 
     from proxy.registry.client import RegistryClient
 
     with RegistryClient(address) as client:
         try:
-            listing = client.list_services(timeout=LS_TIMEOUT)
+            listing = client.list_services(timeout=timeout)
         except grpc.RpcError as e:
             raise _fail(f"registry {address}: {e.code()} {e.details()}") from None
     return [(s.key, s.lanes, s.stale) for s in listing]
 
 
-def _read_zk(hosts: str, root: str) -> list[Row]:
+def _read_zk(hosts: str, root: str, timeout: float) -> list[Row]:
     import trio
 
     from proxy.registry.zk import RegistryUnavailable, ZkRegistry
 
     async def main() -> list[Row]:
-        reg = ZkRegistry(hosts, root=root, connect_timeout=LS_TIMEOUT)
+        reg = ZkRegistry(hosts, root=root, connect_timeout=timeout)
         async with trio.open_nursery() as nursery:
-            with trio.fail_after(LS_TIMEOUT):
-                await nursery.start(reg.run)
+            try:
+                with trio.fail_after(timeout):
+                    await nursery.start(reg.run)
+            except trio.TooSlowError:
+                raise RegistryUnavailable(
+                    f"ZooKeeper {hosts}: no full listing within {timeout}s"
+                ) from None
             rows = [(k, reg.snapshot(k), reg.is_stale(k)) for k in reg.services()]
             nursery.cancel_scope.cancel()
         return rows
 
-    try:
-        return trio.run(main)
-    except (RegistryUnavailable, trio.TooSlowError) as e:
-        raise _fail(f"ZooKeeper {hosts}: {e or 'timed out'}") from None
+    _quiet_kazoo()
+    rows: list[Row] = _run(main, (RegistryUnavailable,))
+    return rows
+
+
+def _quiet_kazoo() -> None:
+    """kazoo logs every reconnect attempt as a warning; a CLI reports the outcome once."""
+    import logging
+
+    logging.getLogger("kazoo").setLevel(logging.ERROR)
 
 
 def _as_json(key: ServiceKey, lanes: Lanes, stale: bool) -> dict[str, object]:
@@ -259,10 +294,7 @@ def _publish_registry(address: str, key: ServiceKey, provider: Provider) -> None
         finally:
             await trio.to_thread.run_sync(publisher.close)
 
-    try:
-        trio.run(main)
-    except RegistryClientError as e:
-        raise _fail(str(e)) from None
+    _run(main, (RegistryClientError,))
 
 
 def _publish_zk(hosts: str, root: str, key: ServiceKey, provider: Provider) -> None:
@@ -280,7 +312,5 @@ def _publish_zk(hosts: str, root: str, key: ServiceKey, provider: Provider) -> N
             await _until_signalled()
             nursery.cancel_scope.cancel()
 
-    try:
-        trio.run(main)
-    except RegistryUnavailable as e:
-        raise _fail(str(e)) from None
+    _quiet_kazoo()
+    _run(main, (RegistryUnavailable,))

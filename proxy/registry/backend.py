@@ -38,6 +38,7 @@ class RegistryStats:
     evicted_publishers: int = 0  # Publish streams evicted for missing heartbeats
     list_failures: int = 0  # registry reads that failed for another reason than a lost link
     overflows: int = 0  # event bridge overflowed; recovered with a full resync
+    state_save_failures: int = 0  # state file writes that failed (retried next tick)
     changes: int = 0  # service change notifications delivered
 
     def as_dict(self) -> dict[str, int]:

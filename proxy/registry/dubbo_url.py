@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from urllib.parse import parse_qsl, quote, unquote_plus, urlsplit
+from urllib.parse import quote, unquote_plus, urlsplit
 
 from proxy.registry.model import (
     DEFAULT_WEIGHT,
@@ -82,14 +82,7 @@ def parse_provider_url(text: str, *, source: str = "zookeeper") -> tuple[Service
         parts = urlsplit(url)
         if parts.scheme not in PROTOCOLS:
             raise MalformedUrl(f"unsupported scheme {parts.scheme!r}")
-        params = dict(
-            parse_qsl(
-                parts.query,
-                keep_blank_values=True,
-                strict_parsing=False,
-                max_num_fields=MAX_URL_PARAMS,
-            )
-        )
+        params = _parse_query(parts.query)
         host, port = parts.hostname, parts.port
     except (ValueError, UnicodeDecodeError) as e:  # urlsplit/parse_qsl/port and decoding
         if isinstance(e, MalformedUrl):
@@ -121,6 +114,19 @@ def parse_provider_url(text: str, *, source: str = "zookeeper") -> tuple[Service
     return key, provider
 
 
+def _parse_query(query: str) -> dict[str, str]:
+    """Split parameters the way Dubbo's ``URL.valueOf`` does: on ``&`` then the first ``=``,
+    values taken verbatim (no second decoding); a bare ``name`` means ``name=name``."""
+    parts = [p for p in query.split("&") if p]
+    if len(parts) > MAX_URL_PARAMS:
+        raise MalformedUrl(f"more than {MAX_URL_PARAMS} URL parameters")
+    params = {}
+    for part in parts:
+        name, sep, value = part.partition("=")
+        params[name] = value if sep else part
+    return params
+
+
 def provider_url(key: ServiceKey, provider: Provider, *, java_defaults: bool = False) -> str:
     """The plain (not encoded) Dubbo URL of ``provider``, parameters sorted as Java writes them.
 
@@ -147,6 +153,9 @@ def provider_url(key: ServiceKey, provider: Provider, *, java_defaults: bool = F
         params["methods"] = ",".join(provider.methods)
     if provider.application:
         params["application"] = provider.application
+    for k, v in params.items():
+        if not k or any(c in k for c in "&=") or "&" in v:
+            raise InvalidRegistration(f"parameter {k!r}={v!r} cannot be written in a Dubbo URL")
     query = "&".join(f"{k}={v}" for k, v in sorted(params.items()))
     return f"{provider.protocol}://{provider.address}/{key.interface}?{query}"
 

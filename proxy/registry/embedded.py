@@ -16,6 +16,7 @@ The bridge between grpcio's threads and trio (docs/registry.md, "Threading"):
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -28,6 +29,8 @@ from proxy.registry.grpc_service import HEARTBEAT_INTERVAL, RegistryServicer, st
 from proxy.registry.model import Lanes, Provider, ServiceKey
 from proxy.registry.state_file import load_state, save_state
 from proxy.registry.store import ProviderStore, PublisherSession
+
+log = logging.getLogger("laneway.registry")
 
 HOUSEKEEPING_TICKS_PER_HEARTBEAT = 4
 # why: eviction then happens within lease + heartbeat/4; finer ticks only burn CPU.
@@ -145,7 +148,16 @@ class EmbeddedRegistry:
             await self._save()
 
     async def _save(self) -> None:
-        assert self.state_file is not None
+        path = self.state_file
+        assert path is not None
         self.store.dirty = False
-        entries = self.store.entries()
-        await trio.to_thread.run_sync(save_state, self.state_file, entries)
+        store = self.store
+        # Collecting 52k entries takes tens of ms: do it in the worker thread too (the
+        # store's reads are lock-free and its lanes immutable), keeping the trio loop free.
+        try:
+            await trio.to_thread.run_sync(lambda: save_state(path, store.entries()))
+        except OSError as e:
+            # The state file is a convenience: a full disk must not take routing down.
+            self.store.dirty = True  # retried on the next tick
+            self.stats.state_save_failures += 1
+            log.warning("registry state file %s not written: %s", path, e)

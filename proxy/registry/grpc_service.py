@@ -188,6 +188,9 @@ def start_server(servicer: RegistryServicer, listen: str) -> tuple[grpc.Server, 
         ThreadPoolExecutor(max_workers=MAX_STREAMS, thread_name_prefix="laneway-registry"),
         handlers=[servicer.handler()],
         maximum_concurrent_rpcs=MAX_STREAMS,
+        # grpcio sets SO_REUSEPORT by default: a second registry on a busy port would bind
+        # silently and split the publishers between two stores. Fail loudly instead.
+        options=[("grpc.so_reuseport", 0)],
     )
     host = listen.rpartition(":")[0]
     try:

@@ -59,7 +59,7 @@ PROBE_CONCURRENCY = 64
 # why: an empty push for many services must not open thousands of probe sockets at once.
 
 PARSE_CACHE_MAX = 1_000_000
-# why: the cache holds one entry per node name seen; bound it for a registry under attack.
+# why: the cache holds one entry per live node; bound it anyway for a registry under attack.
 
 ProbeFn = Callable[[Provider], Awaitable[bool]]
 
@@ -116,6 +116,7 @@ class ZkRegistry:
         self._lanes: dict[ServiceKey, Lanes] = {}
         self._by_interface: dict[str, frozenset[ServiceKey]] = {}
         self._parsed: dict[str, tuple[ServiceKey, Provider] | None] = {}
+        self._names: dict[str, frozenset[str]] = {}  # last listing per interface
         self._protected: dict[ServiceKey, tuple[Provider, ...]] = {}
         self._protect_wakeup = trio.Event()
         self._published: dict[tuple[ServiceKey, tuple[str, str]], str] = {}
@@ -164,10 +165,21 @@ class ZkRegistry:
                 await trio.to_thread.run_sync(self._client.delete, path)
 
     def _create_ephemeral(self, path: str) -> None:  # worker thread
-        from kazoo.exceptions import NodeExistsError
+        from kazoo.exceptions import (
+            ConnectionLoss,
+            KazooException,
+            NodeExistsError,
+            SessionExpiredError,
+        )
 
-        with contextlib.suppress(NodeExistsError):
+        try:
             self._client.create(path, b"", ephemeral=True, makepath=True)
+        except NodeExistsError:
+            pass  # ours already (same session)
+        except (ConnectionLoss, SessionExpiredError):
+            pass  # recorded in _published: created again when the connection is back
+        except KazooException as e:  # e.g. no permission: the caller must hear about it
+            raise RegistryUnavailable(f"cannot publish {path}: {e!r}") from e
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -182,6 +194,8 @@ class ZkRegistry:
 
         bridge: TrioBridge[_Event] = TrioBridge()
         self._bridge = bridge
+        self._watchers.clear()  # their closures post to the bridge of a previous run
+        self._stale, self._disconnected = True, False
         client = KazooClient(
             hosts=self.hosts,
             timeout=self.session_timeout,
@@ -206,7 +220,9 @@ class ZkRegistry:
                         bridge.overflowed = False
                         self.stats.overflows += 1
                         self._resync()
-                    if not started and not self._pending:
+                    # Ready only on a full, connected listing (a drop mid-listing waits
+                    # for the reconnect's resync).
+                    if not started and not self._pending and not self._stale:
                         started = True
                         task_status.started()
         finally:
@@ -252,9 +268,11 @@ class ZkRegistry:
         elif state == "CONNECTED" and self._disconnected and self._client is not None:
             self._disconnected = False
             self.stats.reconnects += 1
-            self._resync()
+            # Re-create our ephemeral nodes (gone with a lost session; NodeExists otherwise)
+            # before re-listing: ZooKeeper answers in order, so the listing includes them.
             for path in self._published.values():
                 self._client.create_async(path, b"", ephemeral=True, makepath=True)
+            self._resync()
 
     def _done(self, path: str | None) -> None:
         self._pending.discard(path)
@@ -277,6 +295,10 @@ class ZkRegistry:
                 self._list(interface, epoch)
 
     def _on_providers(self, interface: str, names: tuple[str, ...]) -> None:
+        listed = frozenset(names)
+        for gone in self._names.get(interface, frozenset()) - listed:
+            self._parsed.pop(gone, None)  # the parse cache holds live nodes only
+        self._names[interface] = listed
         grouped: dict[ServiceKey, list[Provider]] = {}
         for name in names:
             parsed = self._parse(name)
