@@ -9,7 +9,7 @@ DEV_STAMP  := $(VENV)/.stamp-dev
 SYS_STAMP  := $(VENV)/.stamp-sys
 PROTO_STAMP := protos/.stamp
 
-.PHONY: run test lint typecheck unit bench bench-deps bench-e2e deps protos clean
+.PHONY: run test lint typecheck unit bench bench-deps bench-e2e bench-grpc deps protos clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -54,14 +54,24 @@ bench: deps
 
 # Bench-only tools (not test dependencies): Debian haproxy, the TCP-mode yardstick of the
 # end-to-end benchmark, and py-spy for its optional profile (--profile SECONDS).
+# bench/e2e_grpc.py also needs Debian nginx (grpc_pass) and h2load (nghttp2-client); a
+# freshly installed nginx service is stopped at once (the benchmark runs its own).
 bench-deps: $(DEV_STAMP)
 	command -v haproxy >/dev/null 2>&1 || test -x /usr/sbin/haproxy || \
 		(apt-get update -qq && apt-get install -y -qq haproxy)
+	command -v h2load >/dev/null 2>&1 && (command -v nginx >/dev/null 2>&1 || \
+		test -x /usr/sbin/nginx) || \
+		(apt-get update -qq && apt-get install -y -qq nginx nghttp2-client && \
+		(service nginx stop >/dev/null 2>&1 || true))
 	$(PIP) install -q py-spy
 
 # End-to-end Dubbo: direct vs laneway vs haproxy TCP mode vs bare trio relays (issue 5).
 bench-e2e: bench-deps
 	$(PY) -m bench.e2e_dubbo
+
+# End-to-end gRPC: direct vs laneway vs nginx grpc_pass vs haproxy h2, h2load (issue 6).
+bench-grpc: bench-deps
+	$(PY) -m bench.e2e_grpc --profile 8
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tests/interop/node/node_modules
