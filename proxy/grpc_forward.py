@@ -170,6 +170,11 @@ class GrpcForwarder:
                 )
         finally:
             upstream.forget(up_id)
+            if not relay.finished:
+                # Cancelled from above: the client's connection went away mid-call.
+                relay.status, relay.message = int(GrpcStatus.CANCELLED), "the client went away"
+                upstream.codec.reset_stream(up_id, ErrorCode.CANCEL)
+                upstream.kick()
             scope.finished(relay.status, relay.message)
 
     # -- pieces -------------------------------------------------------------------------------
