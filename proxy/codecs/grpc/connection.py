@@ -56,6 +56,7 @@ from proxy.codecs.grpc.events import (
     WindowUpdated,
 )
 from proxy.codecs.grpc.flow import InboundWindow, grow_outbound
+from proxy.codecs.grpc.hpack_in import DecodeMemo
 from proxy.codecs.grpc.hpack_out import IndexingEncoder
 from proxy.codecs.grpc.limits import (
     DEFAULT_INITIAL_WINDOW_SIZE,
@@ -149,6 +150,7 @@ class H2Connection:
         self._settings_seen = False
         self._settings_seen_once = False
         self._decoder = Decoder(max_header_list_size=limits.max_header_list_size)
+        self._decode_memo = DecodeMemo(lambda block: hd.decode_block(self._decoder, block))
         self._encoder = IndexingEncoder()
         # Our SETTINGS take effect for the peer when it ACKs them; until then the RFC
         # defaults govern what it may send (RFC 9113 §6.5.3).
@@ -528,7 +530,7 @@ class H2Connection:
     def _header_block(self, sid: int, end_stream: bool, block: bytes) -> None:
         """A complete header block arrived on ``sid``: decode it, then apply it."""
         try:
-            headers = hd.decode_block(self._decoder, block)
+            headers = self._decode_memo.decode(block)
         except hd.HeaderListTooLarge:
             self.counters.header_lists_too_large += 1
             raise
