@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import socket
 from dataclasses import dataclass, field
 
 import trio
@@ -18,9 +17,9 @@ import trio
 from proxy.codecs.dubbo import ConnectionClosed, Request, RequestReceived, ServerConnection
 from proxy.errors import LanewayError, Overloaded
 from proxy.forward import DubboCall, DubboForwarder, Reply
+from proxy.net.listener import Listener
 from proxy.net.outbox import Outbox, batched, defer
-from proxy.net.rawsock import RawSocketStream, accept, listen_tcp
-from proxy.registry.model import join_address
+from proxy.net.rawsock import RawSocketStream
 
 RECEIVE_SIZE = 64 * 1024
 # why: one read may hold many pipelined requests; bigger buffers cost memory per consumer.
@@ -225,7 +224,9 @@ class DubboFrontend:
         self.limits = limits
         self.stats = FrontendStats()
         self._connections: set[DownstreamConnection] = set()
-        self._accepting = trio.CancelScope()
+        self._listener = Listener(
+            self._serve_one, max_connections=limits.max_connections, counters=self.stats
+        )
         self._idle = trio.Event()
 
     def count(self, status: int) -> None:
@@ -238,30 +239,7 @@ class DubboFrontend:
     async def run(
         self, listen: str, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        host, _, port_text = listen.rpartition(":")
-        listeners = [listen_tcp(host, int(port_text))]
-        bound = listeners[0].getsockname()
-        try:
-            async with trio.open_nursery() as handlers:
-                task_status.started(join_address(bound[0], bound[1]))
-                with self._accepting:
-                    async with trio.open_nursery() as acceptors:
-                        for listener in listeners:
-                            acceptors.start_soon(self._accept_loop, listener, handlers)
-                _close_listeners(listeners)  # drain: refuse new consumers at once
-                # Handlers keep serving in-flight calls until cancelled from above.
-        finally:
-            _close_listeners(listeners)
-
-    async def _accept_loop(self, listener: socket.socket, handlers: trio.Nursery) -> None:
-        while True:
-            stream = await accept(listener)
-            if len(self._connections) >= self.limits.max_connections:
-                self.stats.refused_connections += 1
-                await trio.aclose_forcefully(stream)
-                continue
-            self.stats.accepted += 1
-            handlers.start_soon(self._serve_one, stream)
+        await self._listener.run(listen, task_status=task_status)
 
     async def _serve_one(self, stream: RawSocketStream) -> None:
         conn = DownstreamConnection(stream, self)
@@ -274,7 +252,7 @@ class DubboFrontend:
     async def drain(self) -> None:
         """Stop accepting, send READONLY to every consumer, and return once no call is in
         flight. The caller bounds it with the drain timeout and cancels what is left."""
-        self._accepting.cancel()
+        self._listener.stop_accepting()
         for conn in list(self._connections):
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await conn.send_readonly()  # (a consumer already gone needs no notice)
@@ -285,11 +263,3 @@ class DubboFrontend:
         for conn in list(self._connections):
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await conn.flush()
-
-
-def _close_listeners(listeners: list[socket.socket]) -> None:
-    """Close listening sockets synchronously (safe inside a cancelled scope)."""
-    for listener in listeners:
-        if listener.fileno() != -1:
-            trio.lowlevel.notify_closing(listener)
-            listener.close()

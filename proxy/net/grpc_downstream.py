@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import socket
 import ssl
 from dataclasses import dataclass, field
 
@@ -32,8 +31,8 @@ from proxy.codecs.grpc.events import (
     WindowUpdated,
 )
 from proxy.grpc_forward import DownstreamEvent, GrpcForwarder
-from proxy.net.rawsock import RawSocketStream, accept, listen_tcp
-from proxy.registry.model import join_address
+from proxy.net.listener import Listener
+from proxy.net.rawsock import RawSocketStream
 
 RECEIVE_SIZE = 64 * 1024
 # why: one read holds many frames; the codec bounds what a peer can make us buffer.
@@ -209,7 +208,9 @@ class GrpcFrontend:
         self._tls = tls
         self.stats = GrpcFrontendStats()
         self._connections: set[H2Downstream] = set()
-        self._accepting = trio.CancelScope()
+        self._listener = Listener(
+            self._serve_one, max_connections=limits.max_connections, counters=self.stats
+        )
         self._idle = trio.Event()
 
     def stream_done(self) -> None:
@@ -219,29 +220,7 @@ class GrpcFrontend:
     async def run(
         self, listen: str, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        host, _, port_text = listen.rpartition(":")
-        listeners = [listen_tcp(host, int(port_text))]
-        bound = listeners[0].getsockname()
-        try:
-            async with trio.open_nursery() as handlers:
-                task_status.started(join_address(bound[0], bound[1]))
-                with self._accepting:
-                    async with trio.open_nursery() as acceptors:
-                        for listener in listeners:
-                            acceptors.start_soon(self._accept_loop, listener, handlers)
-                _close(listeners)
-        finally:
-            _close(listeners)
-
-    async def _accept_loop(self, listener: socket.socket, handlers: trio.Nursery) -> None:
-        while True:
-            stream = await accept(listener)
-            if len(self._connections) >= self.limits.max_connections:
-                self.stats.refused_connections += 1
-                await trio.aclose_forcefully(stream)
-                continue
-            self.stats.accepted += 1
-            handlers.start_soon(self._serve_one, stream)
+        await self._listener.run(listen, task_status=task_status)
 
     async def _serve_one(self, stream: RawSocketStream) -> None:
         transport: trio.abc.Stream = stream
@@ -285,16 +264,9 @@ class GrpcFrontend:
     async def drain(self) -> None:
         """Stop accepting, GOAWAY every client (graceful, two steps), and return once no
         stream is in flight. The caller bounds it with the drain timeout."""
-        self._accepting.cancel()
+        self._listener.stop_accepting()
         for conn in list(self._connections):
             conn.begin_drain()
         while any(c.active_streams for c in self._connections):
             self._idle = trio.Event()
             await self._idle.wait()
-
-
-def _close(listeners: list[socket.socket]) -> None:
-    for listener in listeners:
-        if listener.fileno() != -1:
-            trio.lowlevel.notify_closing(listener)
-            listener.close()
