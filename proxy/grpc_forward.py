@@ -78,17 +78,29 @@ class Downstream(Protocol):
     def kick(self) -> None:
         """Something was queued on ``codec``: let the connection's writer flush it."""
 
+    def on_flushed(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once what is queued on ``codec`` now has been written."""
+
 
 class _Pipe:
     """One direction of a stream: hands DATA to ``dst`` and acknowledges to the sender
-    (``ack``) only the bytes ``dst``'s flow control let out."""
+    (``ack``) only the bytes that ``dst``'s flow control let out *and* that were written to
+    ``dst``'s socket (``after_flush``): a slow reader then slows its writer instead of
+    filling laneway's buffers (R11)."""
 
-    __slots__ = ("_ack", "_dst", "_dst_id", "_held")
+    __slots__ = ("_ack", "_after_flush", "_dst", "_dst_id", "_held")
 
-    def __init__(self, dst: H2Connection, dst_id: int, ack: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        dst: H2Connection,
+        dst_id: int,
+        ack: Callable[[int], None],
+        after_flush: Callable[[Callable[[], None]], None],
+    ) -> None:
         self._dst = dst
         self._dst_id = dst_id
         self._ack = ack
+        self._after_flush = after_flush
         self._held = 0
 
     def push(self, data: bytes, end_stream: bool) -> None:
@@ -102,7 +114,8 @@ class _Pipe:
         sent = added + self._held - held
         self._held = held
         if sent > 0:
-            self._ack(sent)
+            ack = self._ack
+            self._after_flush(lambda: ack(sent))
 
 
 class GrpcForwarder:
@@ -346,8 +359,8 @@ class _Relay:
         self.message: str | None = None
         self.request_ended = request_ended
         up, dn = upstream.codec, down.codec
-        self.to_provider = _Pipe(up, up_id, self._ack_client)
-        self.to_client = _Pipe(dn, down_id, self._ack_provider)
+        self.to_provider = _Pipe(up, up_id, self._ack_client, upstream.on_flushed)
+        self.to_client = _Pipe(dn, down_id, self._ack_provider, down.on_flushed)
         self.request_sizes = MessageScanner(forwarder._max_message)
         self.response_sizes = MessageScanner(forwarder._max_message)
 

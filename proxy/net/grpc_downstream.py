@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import trio
@@ -76,10 +77,16 @@ class H2Downstream:
         self.codec = H2Connection(client_side=False)
         self._inboxes: dict[int, trio.MemorySendChannel[DownstreamEvent]] = {}
         self._wake_writer = trio.Event()
+        self._after_flush: list[Callable[[], None]] = []
         self._flushed = trio.Event()
         self._done = False
 
     def kick(self) -> None:
+        self._wake_writer.set()
+
+    def on_flushed(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once everything queued so far has been written to the socket."""
+        self._after_flush.append(callback)
         self._wake_writer.set()
 
     @property
@@ -186,9 +193,12 @@ class H2Downstream:
             while True:
                 await self._wake_writer.wait()
                 self._wake_writer = trio.Event()
+                callbacks, self._after_flush = self._after_flush, []
                 data = self.codec.data_to_send()
                 if data:
                     await self._stream.send_all(data)
+                for callback in callbacks:
+                    callback()
                 self._flushed.set()
                 if self._done and not self.codec.unflushed_bytes:
                     return

@@ -60,6 +60,7 @@ class H2Upstream:
         # provider may send before we acknowledge it, and the rest are a handful of events.
         self._streams: dict[int, trio.MemorySendChannel[StreamEvent]] = {}
         self._wake_writer = trio.Event()
+        self._after_flush: list[Callable[[], None]] = []
         self._closed: str | None = None
         self._goaway = False
         self._cancel = trio.CancelScope()
@@ -93,6 +94,12 @@ class H2Upstream:
 
     def kick(self) -> None:
         """Something was queued on the codec: let the writer flush it."""
+        self._wake_writer.set()
+
+    def on_flushed(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once everything queued on the codec so far has been written
+        to the socket (flow-control acknowledgements wait for this: R11)."""
+        self._after_flush.append(callback)
         self._wake_writer.set()
 
     def close(self) -> None:
@@ -160,9 +167,12 @@ class H2Upstream:
         while True:
             await self._wake_writer.wait()
             self._wake_writer = trio.Event()
+            callbacks, self._after_flush = self._after_flush, []
             data = self.codec.data_to_send()
             if data:
                 await self._stream.send_all(data)
+            for callback in callbacks:
+                callback()
 
     def _lose(self, reason: str) -> None:
         if self._closed is None:

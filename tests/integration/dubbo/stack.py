@@ -3,7 +3,7 @@ demo providers (real Dubbo servers on trio) in main and in a project env."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +14,7 @@ from proxy.config import LanewayConfig, Limits, Listen
 from proxy.demo import GREETER, INVENTORY, DemoProvider
 from proxy.net.dubbo_client import CallResult, DubboClient
 from proxy.serve import Proxy
+from tests.polling import until as until  # re-exported: tests import it from here
 
 FEATURE = "feature-1"
 
@@ -96,19 +97,3 @@ async def running_stack(
             await stack.publish(provider)
         yield stack
         nursery.cancel_scope.cancel()
-
-
-POLL_INTERVAL = 0.01
-
-
-UNTIL_LIMIT = 5.0
-# why: every condition polled in these tests holds within milliseconds when the code works.
-
-
-async def until(predicate: Callable[[], bool]) -> None:
-    """Poll ``predicate`` (state owned by other tasks) until true; fail after UNTIL_LIMIT."""
-    for _ in range(int(UNTIL_LIMIT / POLL_INTERVAL)):
-        if predicate():
-            return
-        await trio.sleep(POLL_INTERVAL)
-    raise AssertionError(f"condition not met within {UNTIL_LIMIT}s")

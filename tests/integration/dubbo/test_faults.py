@@ -8,7 +8,8 @@ from proxy.demo import GREETER
 from proxy.errors import DubboStatus
 from proxy.net.dubbo_client import CallResult
 from proxy.registry.model import Provider, ServiceKey
-from tests.integration.dubbo.stack import running_stack, until
+from tests.integration.dubbo.stack import running_stack
+from tests.polling import until
 
 
 async def test_upstream_death_fails_every_call_in_flight_within_a_second() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -18,6 +18,7 @@ import trio
 from proxy.config import LanewayConfig, Limits, Listen, TlsConfig
 from proxy.registry.model import Provider, ServiceKey
 from proxy.serve import Proxy
+from tests.polling import until as until  # re-exported: tests import it from here
 
 SERVICE = "demo.Greeter"
 FEATURE = "feature-1"
@@ -133,20 +134,6 @@ async def publish(proxy: Proxy, provider: GrpcProvider) -> None:
     key = ServiceKey.of(SERVICE)
     entry = Provider(address=provider.address, protocol="grpc", env=provider.env, source="registry")
     await proxy.registry.publish(key, entry)
-
-
-POLL_INTERVAL = 0.01
-UNTIL_LIMIT = 5.0
-# why: every condition polled in these tests holds within milliseconds when the code works.
-
-
-async def until(predicate: Callable[[], bool]) -> None:
-    """Poll ``predicate`` (state owned by other threads) until true; fail after UNTIL_LIMIT."""
-    for _ in range(int(UNTIL_LIMIT / POLL_INTERVAL)):
-        if predicate():
-            return
-        await trio.sleep(POLL_INTERVAL)
-    raise AssertionError(f"condition not met within {UNTIL_LIMIT}s")
 
 
 @asynccontextmanager

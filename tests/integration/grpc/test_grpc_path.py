@@ -6,7 +6,8 @@ import grpc
 import pytest
 import trio
 
-from tests.integration.grpc.stack import FEATURE, SERVICE, running_grpc_stack, until
+from tests.integration.grpc.stack import FEATURE, SERVICE, running_grpc_stack
+from tests.polling import until
 
 
 async def test_untagged_unary_reaches_main_only() -> None:

@@ -9,7 +9,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from proxy.registry.client import RegistryClient, RegistryPublisher
 from proxy.registry.model import Provider, ServiceKey
-from tests.integration.grpc.stack import running_grpc_stack, until
+from tests.integration.grpc.stack import running_grpc_stack
+from tests.polling import until
 
 
 def _check(channel: grpc.Channel, service: str) -> int:

@@ -18,20 +18,9 @@ from proxy.net.dubbo_client import call_once
 from proxy.registry.dubbo_url import provider_node_name, providers_path
 from proxy.registry.model import Provider, ServiceKey
 from proxy.serve import Proxy
+from tests.polling import until
 
 FEATURE = "feature-1"
-POLL = 0.02
-LIMIT = 10.0
-# why: ZooKeeper watches deliver in milliseconds; 10 s only bounds a broken run.
-
-
-async def _until(predicate: object) -> None:
-    assert callable(predicate)
-    for _ in range(int(LIMIT / POLL)):
-        if predicate():
-            return
-        await trio.sleep(POLL)
-    raise AssertionError("condition not met in time")
 
 
 def _write_node(fleet: KazooClient, key: ServiceKey, provider: Provider) -> str:
@@ -64,7 +53,7 @@ async def test_dubbo_calls_route_by_the_tag_in_zookeeper_urls(
         _write_node(fleet, key, Provider(address=feature.address, env=FEATURE))
         bound = await nursery.start(proxy.run)
         assert bound.dubbo is not None
-        await _until(lambda: len(proxy.registry.snapshot(key)) == 2)
+        await until(lambda: len(proxy.registry.snapshot(key)) == 2)
 
         async def hello(tag: str | None) -> tuple[int, object]:
             extra = {"dubbo.tag": tag} if tag else {}
@@ -81,7 +70,7 @@ async def test_dubbo_calls_route_by_the_tag_in_zookeeper_urls(
         # answers, an empty main push is refused: Z2.)
         main_scope.cancel()
         fleet.delete(main_node)
-        await _until(lambda: "main" not in proxy.registry.snapshot(key))
+        await until(lambda: "main" not in proxy.registry.snapshot(key))
         status, _ = await hello(None)
         assert status == DubboStatus.SERVICE_NOT_FOUND
         assert await hello(FEATURE) == (DubboStatus.OK, FEATURE)
