@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
@@ -58,9 +58,11 @@ class Listen(_Strict):
     """When set, the gRPC listener speaks TLS and requires ALPN ``h2``."""
     registry: str | None = "127.0.0.1:0"
     """The embedded registry's gRPC API (moves onto the gRPC listener with the gRPC path)."""
+    tunnel: str | None = None
+    """Where laptops dial in with `laneway tunnel` (docs/tunnel.md); needs `tunnel.secret`."""
 
     def model_post_init(self, _context: object) -> None:
-        for value in (self.dubbo, self.grpc, self.admin, self.registry):
+        for value in (self.dubbo, self.grpc, self.admin, self.registry, self.tunnel):
             _check_address(value)
 
 
@@ -131,6 +133,46 @@ class TelemetryConfig(_Strict):
     """One log line per call (logger `laneway.access`); errors are always logged."""
 
 
+class TunnelConfig(_Strict):
+    """The `tunnel:` section: who may join a project env from a laptop (docs/tunnel.md)."""
+
+    secret: SecretStr | None = None
+    """HMAC key tokens are signed with (>= 32 bytes); prefer `secret_file` (never logged)."""
+    secret_file: Path | None = None
+    protected_envs: tuple[str, ...] = ()
+    """Envs no token may ever claim, besides `main` (shared staging, pre-production...)."""
+    on_conflict: Literal["refuse", "replace"] = "refuse"
+    """A second tunnel for a service already tunnelled in its env: refused, or replaces it."""
+    revoked_file: Path | None = None
+    """Token ids (`laneway token issue` prints them), one a line; re-read every second."""
+    heartbeat_interval: float = Field(default=10.0, gt=0)
+    """PING period; a tunnel silent for 3 of them is evicted (TESTS.md T8)."""
+    max_streams: int = Field(default=100, gt=0)
+    """Virtual upstream connections one tunnel may hold open (TESTS.md §8: 100)."""
+    max_buffered_bytes: int = Field(default=1 << 20, ge=65_535)
+    """Unread bytes one laptop can make the proxy hold: its HTTP/2 window (TESTS.md §8: 1 MiB)."""
+    auth_per_minute: float = Field(default=30.0, gt=0)
+    """Authentication attempts per peer host and minute once the burst is spent (T5)."""
+    auth_burst: int = Field(default=10, gt=0)
+    """Attempts a peer may make at once: a reconnecting laptop never waits, a guesser soon does."""
+    handshake_timeout: float = Field(default=5.0, gt=0)
+    """A dialer that has not said hello within this is dropped (slowloris guard)."""
+    tls_cert: Path | None = None
+    """PEM certificate chain: when set (with `tls_key`) the tunnel listener speaks TLS only."""
+    tls_key: Path | None = None
+    client_ca: Path | None = None
+    """PEM CA bundle: when set, laptops must present a client certificate it signed (mTLS)."""
+
+    def model_post_init(self, _context: object) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tunnel.tls_cert and tunnel.tls_key go together")
+        if self.client_ca is not None and self.tls_cert is None:
+            raise ValueError("tunnel.client_ca needs tunnel.tls_cert / tls_key")
+
+    def path(self, base_dir: Path, value: Path) -> Path:
+        return value if value.is_absolute() else base_dir / value
+
+
 class LanewayConfig(_Strict):
     listen: Listen = Listen()
     registry: RegistryConfig = EmbeddedRegistryConfig()
@@ -138,6 +180,7 @@ class LanewayConfig(_Strict):
     watch_routes: bool = True
     """Reload the routes file when it changes (SIGHUP and POST /reload always work)."""
     limits: Limits = Limits()
+    tunnel: TunnelConfig = TunnelConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     base_dir: Path = Path(".")
     """Directory relative paths are resolved against (the config file's)."""

@@ -5,7 +5,10 @@ serve
 ├── registry backend            (embedded gRPC registry, or ZooKeeper)
 ├── upstream pool               (one multiplexed connection per provider)
 ├── Dubbo frontend              (listener + one task tree per consumer connection)
-└── routes watcher              (watchfiles + SIGHUP -> atomic table swap)
+├── routes watcher              (watchfiles + SIGHUP -> atomic table swap)
+├── tunnel listener             (laptops joining project envs: `laneway tunnel`)
+├── admin HTTP listener         (status page, /metrics, explain, reload, drain)
+└── telemetry                   (registry change clock; flushes spans on the way out)
 ```
 
 Every child is started with ``nursery.start`` and reports ready; ``serve`` reports the
@@ -34,11 +37,14 @@ from proxy.net.dubbo_upstream import UpstreamConnection
 from proxy.net.grpc_downstream import GrpcFrontend, GrpcFrontendLimits, server_tls_context
 from proxy.net.h2_upstream import H2Upstream
 from proxy.net.pool import UpstreamPool
-from proxy.observe import NO_OBSERVER, CallObserver
+from proxy.observe import CallObserver
 from proxy.registry.backend import RegistryBackend
 from proxy.registry.embedded import EmbeddedRegistry
 from proxy.registry.model import Lanes, Provider, ServiceKey
 from proxy.router import Router, TableRef
+from proxy.telemetry import Telemetry
+from proxy.tunnel.server import TUNNEL_SCHEME, TunnelServer
+from proxy.tunnel.settings import settings_from_config
 from routing import RoutesError, RouteTable, load, loads
 
 log = logging.getLogger("laneway")
@@ -58,6 +64,8 @@ class Bound:
     dubbo: str | None
     registry: str | None
     grpc: str | None = None
+    admin: str | None = None
+    tunnel: str | None = None
 
 
 def static_lanes(table: RouteTable) -> dict[ServiceKey, Lanes]:
@@ -111,9 +119,18 @@ def load_table(path: Path | None) -> RouteTable:
 class Proxy:
     """A running laneway. Build it, then ``await nursery.start(proxy.run)``."""
 
-    def __init__(self, config: LanewayConfig, observer: CallObserver = NO_OBSERVER) -> None:
+    def __init__(
+        self,
+        config: LanewayConfig,
+        observer: CallObserver | None = None,
+        *,
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        """``telemetry`` defaults to one built from ``config.telemetry``; ``observer``
+        defaults to its observer (``NO_OBSERVER`` when telemetry is all off)."""
         self.config = config
-        self.observer = observer
+        self.telemetry = telemetry if telemetry is not None else Telemetry(config.telemetry)
+        self.observer = observer if observer is not None else self.telemetry.observer
         self.health = HostHealth()
         self.registry = self._make_registry()
         self.lookup = Lookup(self.registry)
@@ -142,7 +159,7 @@ class Proxy:
             self.pool,
             route_timeout=limits.route_timeout,
             max_timeout=limits.max_call_timeout,
-            observer=observer,
+            observer=self.observer,
         )
         self.dubbo = DubboFrontend(
             self.forwarder,
@@ -165,7 +182,7 @@ class Proxy:
             self.grpc_pool,
             route_timeout=limits.route_timeout,
             max_message_size=limits.max_grpc_message,
-            observer=observer,
+            observer=self.observer,
             local=self.local_services,
         )
         self.grpc = GrpcFrontend(
@@ -177,8 +194,15 @@ class Proxy:
             ),
             tls=self._grpc_tls(),
         )
+        self.tunnel: TunnelServer | None = None
+        if config.listen.tunnel is not None:
+            # Laptops join envs through the tunnel; both pools dial `tunnel:<n>` through it.
+            self.tunnel = TunnelServer(settings_from_config(config), self.registry)
+            self.pool.add_dialer(TUNNEL_SCHEME, self.tunnel.dial)
+            self.grpc_pool.add_dialer(TUNNEL_SCHEME, self.tunnel.dial)
         self._shutdown = trio.Event()
         self.stopped = trio.Event()
+        self.telemetry.watch(self)
 
     def _grpc_tls(self) -> ssl.SSLContext | None:
         tls = self.config.listen.grpc_tls
@@ -207,18 +231,27 @@ class Proxy:
         except RoutesError as exc:
             self.tables.reload_failures += 1
             self.tables.last_error = str(exc)
+            self.telemetry.state.note_reload(
+                ok=False, version=self.tables.current.version, error=str(exc)
+            )
             log.error(
                 "routes reload failed, keeping table %s:\n%s", self.tables.current.version, exc
             )
             return False
         self.lookup.set_table(table)
         self.tables.swap(table)
+        self.telemetry.state.note_reload(ok=True, version=table.version)
         log.info("routes reloaded: table %s", table.version)
         return True
 
     def shutdown(self) -> None:
         """Begin a graceful drain (idempotent)."""
         self._shutdown.set()
+
+    @property
+    def draining(self) -> bool:
+        """True once a drain has begun (the admin API's /ready then answers 503)."""
+        return self._shutdown.is_set()
 
     async def run(self, *, task_status: trio.TaskStatus[Bound] = trio.TASK_STATUS_IGNORED) -> None:
         try:
@@ -244,7 +277,24 @@ class Proxy:
             if registry is not None:
                 # The registry API is served on the gRPC listener too (relayed in-process).
                 self.local_services.relayed[REGISTRY_SERVICE] = registry
-            task_status.started(Bound(dubbo=dubbo_address, registry=registry, grpc=grpc_address))
+            tunnel_address: str | None = None
+            if self.tunnel is not None and listen.tunnel is not None:
+                self.tunnel.endpoints = {"dubbo": dubbo_address, "grpc": grpc_address}
+                tunnel_address = await nursery.start(self.tunnel.run, listen.tunnel)
+            admin_address: str | None = None
+            if listen.admin is not None:
+                from proxy.admin.server import serve_admin
+
+                admin_address = await nursery.start(serve_admin, self, listen.admin)
+            bound = Bound(
+                dubbo=dubbo_address,
+                registry=registry,
+                grpc=grpc_address,
+                admin=admin_address,
+                tunnel=tunnel_address,
+            )
+            await nursery.start(self.telemetry.run, self, bound)
+            task_status.started(bound)
             await self._shutdown.wait()
             with trio.move_on_after(self.config.limits.drain_timeout):
                 async with trio.open_nursery() as drains:

@@ -22,7 +22,12 @@ app = typer.Typer(
 )
 
 # Command modules, imported for their registrations on `app` (by fixed name, never from input).
-COMMAND_MODULES: tuple[str, ...] = ("routing_cmds", "serve_cmds", "registry_cmds")
+COMMAND_MODULES: tuple[str, ...] = (
+    "routing_cmds",
+    "serve_cmds",
+    "registry_cmds",
+    "tunnel_cmds",
+)
 
 
 @app.callback()

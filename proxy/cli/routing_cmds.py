@@ -1,7 +1,8 @@
 """`laneway check` (validate a routes file) and `laneway explain` (where would a call go).
 
 Exit codes -- check: 0 valid (warnings may be printed), 1 problems found.
-explain: 0 routed, 2 no route, 1 the routes or providers file is invalid.
+explain: 0 routed, 2 no route, 1 the routes or providers file is invalid (or, with
+``--admin``, the running proxy could not be asked).
 Heavy imports (routing, pydantic, ruamel, rich) stay inside the commands.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -68,7 +69,8 @@ def check(
 
 @app.command()
 def explain(
-    routes: Annotated[Path, typer.Option("--routes", help="routes file")],
+    *,
+    routes: Annotated[Path | None, typer.Option("--routes", help="routes file")] = None,
     service: Annotated[str, typer.Option("--service", help="service interface")],
     method: Annotated[str, typer.Option("--method", help="method name")] = "",
     version: Annotated[
@@ -85,8 +87,12 @@ def explain(
         Path | None, typer.Option("--providers", help="providers file (registry snapshot)")
     ] = None,
     fmt: FormatOption = Format.text,
+    admin: Annotated[
+        str | None,
+        typer.Option("--admin", help="ask a running proxy (admin URL) with its live providers"),
+    ] = None,
 ) -> None:
-    """Show where a call would be routed, and why."""
+    """Show where a call would be routed, and why (offline from --routes, or live --admin)."""
     import json
 
     from routing import CallView, RoutesError, load, load_providers, static_view
@@ -97,6 +103,12 @@ def explain(
         if not sep or not name.strip():
             raise typer.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="-H")
         pairs.append((name.strip(), value))
+    if admin is not None:
+        if routes is not None or providers is not None:
+            raise typer.BadParameter("--admin asks a running proxy: drop --routes / --providers")
+        _explain_live(admin, service, method, pairs, version, group, fmt)
+    if routes is None:
+        raise typer.BadParameter("give --routes FILE, or --admin URL of a running proxy")
     try:
         table = load(routes)
         extra = load_providers(providers) if providers is not None else ()
@@ -121,6 +133,35 @@ def explain(
     else:
         _print_table(decision.to_dict(), chain)
     raise typer.Exit(EXIT_OK if decision.ok else EXIT_NO_ROUTE)
+
+
+def _explain_live(
+    admin: str,
+    service: str,
+    method: str,
+    pairs: list[tuple[str, str]],
+    version: str | None,
+    group: str | None,
+    fmt: Format,
+) -> NoReturn:
+    """`explain --admin`: the running proxy's answer (the same JSON decision). Exits."""
+    import json
+
+    from proxy.admin.client import AdminError
+    from proxy.admin.client import explain as ask
+
+    try:
+        doc = ask(admin, service, method, pairs, version=version, group=group)
+    except AdminError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    raw_chain = doc.get("chain")
+    chain = [str(e) for e in raw_chain] if isinstance(raw_chain, list) else []
+    if fmt is Format.json:
+        typer.echo(json.dumps(doc, indent=2))
+    else:
+        _print_table(doc, chain)
+    raise typer.Exit(EXIT_OK if doc.get("provider") else EXIT_NO_ROUTE)
 
 
 def _print_table(d: dict[str, object], chain: list[str]) -> None:

@@ -24,9 +24,11 @@ def serve(
     import trio
 
     from proxy.config import ConfigError, load_config
+    from proxy.logs import configure as configure_logs
     from proxy.serve import Bound, Proxy, run_until_signalled
     from routing import RoutesError
 
+    configure_logs()  # JSON lines off a terminal, readable lines on one (docs/observability.md)
     try:
         cfg = load_config(config)
         proxy = Proxy(cfg)
@@ -37,6 +39,8 @@ def serve(
     def ready(bound: Bound) -> None:
         typer.echo(
             f"laneway ready: dubbo={bound.dubbo} grpc={bound.grpc} registry={bound.registry}"
+            + (f" tunnel={bound.tunnel}" if bound.tunnel else "")
+            + (f" admin={bound.admin}" if bound.admin else "")
         )
         sys.stdout.flush()
 
