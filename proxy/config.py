@@ -149,6 +149,9 @@ class TunnelConfig(_Strict):
     """PING period; a tunnel silent for 3 of them is evicted (TESTS.md T8)."""
     max_streams: int = Field(default=100, gt=0)
     """Virtual upstream connections one tunnel may hold open (TESTS.md §8: 100)."""
+    max_calls: int = Field(default=100, gt=0)
+    """Calls in flight to one tunnelled provider; more get status 100 / RESOURCE_EXHAUSTED
+    at once, so a slow laptop cannot hold the proxy's admission budget (TESTS.md T7)."""
     max_buffered_bytes: int = Field(default=1 << 20, ge=65_535)
     """Unread bytes one laptop can make the proxy hold: its HTTP/2 window (TESTS.md §8: 1 MiB)."""
     auth_per_minute: float = Field(default=30.0, gt=0)

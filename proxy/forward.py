@@ -189,6 +189,7 @@ class DubboCall:
             self.upstream.abandon(self.upstream_id)
             self.upstream = None
             self.fwd.router.health.finished(self.address, ok=True, now=trio.current_time())
+            self.address = ""
             self.scope.finished(int(DubboStatus.CLIENT_ERROR), "the consumer went away")
 
     def _decide(self, exclude: set[str]) -> tuple[Candidate, bytes]:
@@ -198,7 +199,19 @@ class DubboCall:
         if decision.provider is None:
             fwd.stats.no_route += 1
             raise NoProvider(decision.error or f"no route for {self.call.key}")
-        return decision.provider, self._outbound_frame(decision)
+        provider = decision.provider
+        fwd.router.check_capacity(provider, self.call.key)
+        frame = self._outbound_frame(decision)
+        # Reserve the slot now, not when the request is sent: calls decided while a
+        # connection is still opening must count against the provider's in-flight too.
+        self.address = provider.address
+        fwd.router.health.started(provider.address)
+        return provider, frame
+
+    def _release(self) -> None:
+        if self.address:
+            self.fwd.router.health.release(self.address)
+            self.address = ""
 
     def _outbound_frame(self, decision: Decision[Candidate]) -> bytes:
         """The original bytes, unless the tag or trace context must be (re)written into
@@ -220,6 +233,7 @@ class DubboCall:
                 try:
                     conn = await fwd.pool.get(address)
                 except UpstreamDied:
+                    self._release()  # (the pool counted the connect failure)
                     exclude.add(address)
                     if attempt == MAX_CONNECT_RETRIES:
                         fwd.stats.upstream_died += 1
@@ -236,13 +250,12 @@ class DubboCall:
     def _send(self, conn: UpstreamConnection, address: str, frame: bytes) -> None:
         request = self.request
         if not request.two_way:
+            self._release()
             conn.send_oneway(frame, request.dubbo_version)
             self.fwd.stats.oneway += 1
             self.scope.finished(int(DubboStatus.OK))
             self.reply(None, None)
             return
-        self.address = address
-        self.fwd.router.health.started(address)
         assert self.call.deadline is not None
         self.upstream = conn
         self.upstream_id = conn.submit(frame, request.dubbo_version, self.call.deadline, self._done)
@@ -251,6 +264,7 @@ class DubboCall:
         self.upstream = None
         fwd = self.fwd
         fwd.router.health.finished(self.address, ok=error is None, now=trio.current_time())
+        self.address = ""
         if error is not None:
             if isinstance(error, UpstreamTimeout):
                 fwd.stats.timeouts += 1
@@ -263,5 +277,6 @@ class DubboCall:
         self.reply(response.with_request_id(self.request.request_id), None)
 
     def _fail(self, error: LanewayError) -> None:
+        self._release()  # a reservation that never reached the provider
         self.scope.finished(int(error.dubbo_status), error.message)
         self.reply(None, error)

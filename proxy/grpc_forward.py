@@ -52,6 +52,9 @@ GRPC_PROTOCOLS = ("grpc", "tri")
 MAX_CONNECT_RETRIES = 2
 # why: gRFC A6 / Envoy: retry only what never reached a provider, and at most twice.
 _GRPC_CONTENT = b"application/grpc"
+_HOST_FAILURES = frozenset({GrpcStatus.UNAVAILABLE, GrpcStatus.INTERNAL, GrpcStatus.UNKNOWN})
+# Statuses that count against the provider for outlier ejection (Envoy's gateway errors);
+# application statuses (NOT_FOUND, FAILED_PRECONDITION...) and client cancels do not.
 _HOP_HEADERS = frozenset({b"grpc-timeout"})
 # Headers laneway rewrites itself on the way out (the tag carriers are added separately).
 
@@ -169,6 +172,7 @@ class GrpcForwarder:
             scope.finished(int(exc.grpc_status), exc.message)
             return
         relay = _Relay(self, down, stream_id, upstream, up_id, end_stream)
+        health = self.router.health  # the slot was reserved by _open
         try:
             with trio.move_on_at(call.deadline) as deadline:
                 async with trio.open_nursery() as nursery:
@@ -189,6 +193,8 @@ class GrpcForwarder:
                 upstream.codec.reset_stream(up_id, ErrorCode.CANCEL)
                 upstream.kick()
             scope.finished(relay.status, relay.message)
+            ok = relay.status not in _HOST_FAILURES
+            health.finished(upstream.address, ok=ok, now=trio.current_time())
 
     # -- pieces -------------------------------------------------------------------------------
 
@@ -219,6 +225,7 @@ class GrpcForwarder:
         relayed = self.local.relayed.get(call.service) if self.local is not None else None
         if relayed is not None:  # an in-process service: no routing, no tag
             upstream = await self.pool.get(relayed)
+            self.router.health.started(relayed)
             outbound = [(n, v) for n, v in headers if n not in _HOP_HEADERS]
             up_id, events = upstream.open_stream(outbound, end_stream)
             return upstream, up_id, events, "(local service)"
@@ -229,13 +236,17 @@ class GrpcForwarder:
             if decision.provider is None:
                 self.stats.no_route += 1
                 raise self._no_route(call, decision)
+            self.router.check_capacity(decision.provider, call.key)
             address = decision.provider.address
+            health = self.router.health
+            health.started(address)  # reserve now: calls opening concurrently count too
             try:
                 upstream = await self.pool.get(address)
                 outbound = self._outbound_headers(headers, call, decision, scope)
                 up_id, events = upstream.open_stream(outbound, end_stream)
                 return upstream, up_id, events, f"in env {decision.lane or decision.env!r}"
             except UpstreamDied:
+                health.release(address)  # (the pool counted the connect failure)
                 exclude.add(address)  # nothing reached the provider: safe to retry (R4)
                 if attempt == MAX_CONNECT_RETRIES:
                     self.stats.upstream_died += 1

@@ -74,6 +74,12 @@ class HostHealth:
     def started(self, address: str) -> None:
         self.state(address).in_flight += 1
 
+    def release(self, address: str) -> None:
+        """A call reserved at ``address`` never went there (connect failed, one-way sent):
+        free its slot without counting an outcome."""
+        host = self.state(address)
+        host.in_flight = max(0, host.in_flight - 1)
+
     def finished(self, address: str, *, ok: bool, now: float) -> None:
         """A call to ``address`` ended; ``ok`` False for connect failures, resets, 5xx-like
         statuses. Ejects after ``failures_to_eject`` failures in a row, within the cap."""

@@ -13,9 +13,14 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from proxy.call import Call
+from proxy.errors import Overloaded
 from proxy.health import HostHealth
 from proxy.registry.model import Lanes, Provider, ServiceKey
 from routing import Decision, RouteTable, pick_weighted
+
+TUNNEL_SOURCE = "tunnel"
+DEFAULT_TUNNEL_MAX_CALLS = 100
+# why: TESTS.md §8's per-tunnel cap; laneway.yaml's tunnel.max_calls overrides it.
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +65,7 @@ class Router:
         self._clock = clock
         self._rng = rng if rng is not None else random.Random()
         self.panics = 0
+        self.tunnel_max_calls = DEFAULT_TUNNEL_MAX_CALLS
 
     @property
     def table(self) -> RouteTable:
@@ -115,6 +121,17 @@ class Router:
         self.panics += 1
         providers = self.candidates(call.key, call.protocols, exclude, panic=True)
         return table.decide(call, providers, pick=self._pick)
+
+    def check_capacity(self, candidate: Candidate, service: object) -> None:
+        """Raise Overloaded when ``candidate`` is a tunnelled provider already at its cap of
+        calls in flight (a laptop is one slow process; TESTS.md T7)."""
+        if candidate.provider.source != TUNNEL_SOURCE:
+            return
+        if self.health.in_flight(candidate.address) >= self.tunnel_max_calls:
+            raise Overloaded(
+                f"the tunnel serving {service} in env {candidate.env!r} has "
+                f"{self.tunnel_max_calls} calls in flight already"
+            )
 
     def _pick(self, usable: Sequence[Candidate]) -> Candidate:
         if len(usable) == 1:

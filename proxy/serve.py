@@ -138,6 +138,7 @@ class Proxy:
         self.lookup.set_table(table)
         self.tables = TableRef(table)
         self.router = Router(self.tables, self.lookup, self.health, trio.current_time)
+        self.router.tunnel_max_calls = config.tunnel.max_calls
         limits = config.limits
 
         def dubbo_upstream(

@@ -149,8 +149,9 @@ async def test_a_tunnel_opens_no_more_streams_than_its_cap() -> None:
 
 async def test_a_slow_laptop_does_not_slow_other_envs() -> None:
     """T7 tunnel-caps (latency): 300 calls held open on a slow laptop; main's p99 stays
-    within 2x its baseline measured in the same run."""
-    async with running_tunnel_stack() as stack:
+    within 2x its baseline measured in the same run (the per-tunnel call cap is raised so
+    that all 300 reach the laptop)."""
+    async with running_tunnel_stack(max_calls=300) as stack:
         laptop = await stack.laptop()
         assert laptop.dubbo is not None
         client = await stack.client()
@@ -301,3 +302,26 @@ async def test_silent_dialers_beyond_the_handshake_cap_are_closed_on_accept(
         await until(lambda: stack.tunnel._handshaking == 0)
         laptop = await stack.laptop()  # real laptops get in again at once
         assert laptop.info.env == ENV
+
+
+async def test_calls_in_flight_to_one_tunnel_are_capped() -> None:
+    """T7 tunnel-caps (calls): past the cap, callers get status 100 at once, and calls
+    that do not go to the tunnel are not affected."""
+    async with running_tunnel_stack(max_calls=3) as stack:
+        await stack.laptop()
+        client = await stack.client()
+        results: list[CallResult] = []
+
+        async def slow() -> None:
+            results.append(await stack.call(client, tag=ENV, method="sleep", args=(400,)))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(8):
+                nursery.start_soon(slow)
+            await until(lambda: len(results) >= 5)
+            shed = [r for r in results if r.status == DubboStatus.SERVER_THREADPOOL_EXHAUSTED_ERROR]
+            assert len(shed) == 5  # answered while the 3 admitted calls still sleep
+            assert all(r.error_message and "3 calls in flight" in r.error_message for r in shed)
+            assert (await stack.call(client)).ok  # main is not behind the cap
+        assert sum(r.ok for r in results) == 3
+        await client.aclose()
