@@ -217,11 +217,15 @@ class DubboCall:
         """The original bytes, unless the tag or trace context must be (re)written into
         the attachments."""
         request = self.request
-        updates: dict[str, object] = dict(self.scope.propagation())
+        trace = self.scope.propagation()
+        updates: dict[str, object] = dict(trace)
         if decision.tag is not None:
             table = self.fwd.router.table
             updates.update(tag_updates(table, decision.tag, request.attachments))
-        return request.with_attachments(updates) if updates else request.frame
+        if not updates:
+            return request.frame
+        # A sampled call carries a fresh traceparent: not worth remembering.
+        return request.with_attachments(updates, memoise=not trace)
 
     async def _slow(self, address: str, frame: bytes) -> None:
         """Open a connection to the chosen provider; on connect failure route again

@@ -157,8 +157,12 @@ class Request:
         remove: Iterable[str] = (),
         *,
         request_id: int | None = None,
+        memoise: bool = True,
     ) -> bytes:
         """A new frame whose attachments have ``updates`` set and ``remove`` dropped.
+
+        ``memoise=False`` for updates that differ on every call (a fresh ``traceparent``):
+        remembering them would only evict the rewrites that do repeat.
 
         Only the attachments map is rewritten: the prefix and argument bytes are copied as
         they are. Entries not named keep their exact bytes when every entry is a
@@ -180,7 +184,7 @@ class Request:
         # same tag into them: memoise the rewrite of a self-contained map (never of a
         # back-reference, whose meaning depends on the rest of the stream).
         cache_key: tuple[bytes, tuple[tuple[str, object], ...], frozenset[str]] | None = None
-        if start == len(frame) or frame[start] in (_MAP_UNTYPED, _MAP_TYPED):
+        if memoise and (start == len(frame) or frame[start] in (_MAP_UNTYPED, _MAP_TYPED)):
             cache_key = (frame[start:], tuple(updates.items()), frozenset(removed))
             cached = _REWRITES.get(cache_key)
             if cached is not None:

@@ -40,3 +40,13 @@ def test_the_memo_is_bounded() -> None:
 
 def _reparse(frame: bytes) -> request_module.Request:
     return parse_request(parse_header(frame[:16]), frame, DEFAULT_LIMITS)
+
+
+def test_per_call_updates_are_not_memoised() -> None:
+    request_module._REWRITES.clear()
+    for i in range(20):
+        frame = _request(1, {"a": "1"}).with_attachments(
+            {"traceparent": f"00-{i:032x}-{i:016x}-01"}, memoise=False
+        )
+        assert _reparse(frame).attachments["traceparent"] == f"00-{i:032x}-{i:016x}-01"
+    assert not request_module._REWRITES
