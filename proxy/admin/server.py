@@ -28,7 +28,7 @@ import h11
 import trio
 
 from proxy.admin import page, views
-from proxy.registry.model import join_address
+from proxy.net.listener import Listener
 from proxy.telemetry.prometheus import CONTENT_TYPE as PROMETHEUS_TYPE
 
 if TYPE_CHECKING:
@@ -193,12 +193,10 @@ async def serve_connection(app: AdminApp, stream: trio.abc.Stream) -> None:
         await trio.aclose_forcefully(stream)
 
 
-async def _limited(app: AdminApp, limiter: trio.CapacityLimiter, stream: trio.SocketStream) -> None:
-    if limiter.available_tokens == 0:
-        await trio.aclose_forcefully(stream)  # refuse rather than queue: see the limit's why
-        return
-    async with limiter:
-        await serve_connection(app, stream)
+@dataclass
+class AdminListenerStats:
+    accepted: int = 0
+    refused_connections: int = 0  # past MAX_ADMIN_CONNECTIONS: closed rather than queued
 
 
 async def serve_admin(
@@ -206,13 +204,10 @@ async def serve_admin(
 ) -> None:
     """Listen on ``listen`` (``host:port``; port 0 picks one) and serve the admin API until
     cancelled. Reports the bound ``host:port`` once it accepts."""
-    host, _, port = listen.rpartition(":")
-    listeners = await trio.open_tcp_listeners(int(port), host=host)
-    bound = listeners[0].socket.getsockname()
     app = AdminApp(proxy)
-    limiter = trio.CapacityLimiter(MAX_ADMIN_CONNECTIONS)
-    async with trio.open_nursery() as handlers:
-        task_status.started(join_address(bound[0], bound[1]))
-        await trio.serve_listeners(
-            partial(_limited, app, limiter), listeners, handler_nursery=handlers
-        )
+    listener = Listener(
+        partial(serve_connection, app),
+        max_connections=MAX_ADMIN_CONNECTIONS,
+        counters=AdminListenerStats(),
+    )
+    await listener.run(listen, task_status=task_status)

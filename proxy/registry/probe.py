@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import trio
 
+from proxy.net.rawsock import connect_tcp
 from proxy.registry.model import Provider
 
 PROBE_TIMEOUT = 1.0
@@ -15,7 +16,7 @@ async def tcp_alive(provider: Provider) -> bool:
     """True if ``provider`` accepts a TCP connection within ``PROBE_TIMEOUT`` (then closed)."""
     with trio.move_on_after(PROBE_TIMEOUT):
         try:
-            stream = await trio.open_tcp_stream(provider.host, provider.port)
+            stream = await connect_tcp(provider.host, provider.port)
         except OSError:
             return False
         await stream.aclose()
