@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-import socket
+import platform
 import ssl
 import sys
 import time
@@ -131,7 +131,7 @@ def tunnel(
         server,
         token,
         local,
-        client_name=name or socket.gethostname(),
+        client_name=name or platform.node(),
         ssl_context=_ssl(tls, ca, cert, key),
         out=_say,
     )

@@ -52,3 +52,34 @@ def test_rule_catches_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    import trio.lowlevel\n")
     assert "trio.lowlevel" in _imports(bad)
+
+
+SOCKET_OWNERS = ("proxy/net/", "proxy/tunnel/", "proxy/demo.py")
+# proxy/demo.py runs demo *providers* (it stands for the services behind laneway).
+
+
+def _socket_users(path: Path) -> set[str]:
+    text = path.read_text()
+    found = {n for n in _imports(path) if _top(n) == "socket"}
+    found |= {
+        word for word in ("open_tcp_stream", "open_tcp_listeners", "trio.socket") if word in text
+    }
+    return found
+
+
+NOT_SOCKET_OWNERS = [
+    p for p in _files("proxy") if not str(p.relative_to(ROOT)).startswith(SOCKET_OWNERS)
+]
+
+
+@pytest.mark.parametrize("path", NOT_SOCKET_OWNERS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_only_net_and_tunnel_touch_sockets(path: Path) -> None:
+    """STYLE.md layering: only proxy.net and proxy.tunnel await on sockets."""
+    users = _socket_users(path)
+    assert not users, f"{path.relative_to(ROOT)} uses sockets: {sorted(users)}"
+
+
+def test_socket_rule_catches_a_violation(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("import trio\n\nasync def f():\n    await trio.open_tcp_stream('h', 1)\n")
+    assert _socket_users(bad) == {"open_tcp_stream"}
