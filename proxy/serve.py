@@ -192,6 +192,7 @@ class Proxy:
                 max_connections=limits.max_connections,
                 idle_timeout=limits.grpc_idle_timeout,
                 handshake_timeout=limits.request_read_timeout,
+                request_headers_timeout=limits.request_read_timeout,
             ),
             tls=self._grpc_tls(),
         )

@@ -39,6 +39,9 @@ RECEIVE_SIZE = 64 * 1024
 # why: one read holds many frames; the codec bounds what a peer can make us buffer.
 SOFT_UNFLUSHED_BYTES = 32 * 1024
 # why: Envoy's edge buffer: past this we stop reading from the peer until it drains.
+FINAL_FLUSH_TIMEOUT = 1.0
+# why: the last frames (GOAWAY) get this long to leave before the connection is closed
+# anyway; a peer that does not read them cannot hold the connection open.
 DRAIN_PING = b"lanedrn1"
 MAX_STREAM_ID = 2**31 - 1
 
@@ -57,6 +60,8 @@ class GrpcFrontendLimits:
     idle_timeout: float
     handshake_timeout: float = 10.0
     """TLS handshake and ALPN must be done within this (slowloris guard)."""
+    request_headers_timeout: float = 10.0
+    """A frame or header block, once started, must be complete within this (H8)."""
 
 
 def server_tls_context(cert: str, key: str) -> ssl.SSLContext:
@@ -99,10 +104,12 @@ class H2Downstream:
                 nursery.start_soon(self._write_loop)
                 with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                     await self._read_loop(nursery)
-                # The peer closed or broke HTTP/2: flush what is queued, then end.
+                # The peer closed or broke HTTP/2: flush what is queued (a GOAWAY), then
+                # end. A fresh event: an earlier write must not count as this flush.
+                self._flushed = trio.Event()
                 self._done = True
                 self.kick()
-                with trio.move_on_after(1):
+                with trio.move_on_after(FINAL_FLUSH_TIMEOUT):
                     await self._flushed.wait()
                 nursery.cancel_scope.cancel()
         finally:
@@ -118,17 +125,29 @@ class H2Downstream:
         self.kick()
 
     async def _read_loop(self, nursery: trio.Nursery) -> None:
-        idle = self._frontend.limits.idle_timeout
+        limits = self._frontend.limits
+        partial_since: float | None = None  # when the current incomplete input started
         while True:
             data: bytes | None = None
-            with trio.move_on_after(idle if not self._inboxes else math.inf):
+            now = trio.current_time()
+            deadline = now + limits.idle_timeout if not self._inboxes else math.inf
+            if partial_since is not None:
+                deadline = min(deadline, partial_since + limits.request_headers_timeout)
+            with trio.move_on_at(deadline):
                 data = bytes(await self._stream.receive_some(RECEIVE_SIZE))
             if data is None:
+                if partial_since is not None and trio.current_time() >= deadline:
+                    # A frame or header block trickled in too slowly (slowloris, H8).
+                    self._frontend.count_error("request-headers-timeout")
                 self.codec.goaway(ErrorCode.NO_ERROR)
                 return
             if not data:
                 return
             events = self.codec.receive_data(data, trio.current_time())
+            if not self.codec.input_pending:
+                partial_since = None
+            elif partial_since is None:
+                partial_since = trio.current_time()
             for event in events:
                 if isinstance(event, RequestReceived):
                     self._start(event, nursery)
@@ -255,19 +274,19 @@ class GrpcFrontend:
             try:
                 await tls.do_handshake()
             except (trio.BrokenResourceError, ssl.SSLError):
-                self._count("tls-handshake")
+                self.count_error("tls-handshake")
                 await trio.aclose_forcefully(stream)
                 return None
             if tls.selected_alpn_protocol() == "h2":
                 return tls
-            self._count("alpn-not-h2")
+            self.count_error("alpn-not-h2")
             await trio.aclose_forcefully(tls)
             return None
-        self._count("tls-timeout")
+        self.count_error("tls-timeout")
         await trio.aclose_forcefully(stream)
         return None
 
-    def _count(self, reason: str) -> None:
+    def count_error(self, reason: str) -> None:
         errors = self.stats.connection_errors
         errors[reason] = errors.get(reason, 0) + 1
 

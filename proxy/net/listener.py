@@ -63,10 +63,10 @@ class Listener:
                 stream.close()
                 continue
             self._counters.accepted += 1
+            self.active += 1  # counted here: a burst of accepts runs before any handler
             handlers.start_soon(self._serve_counted, stream)
 
     async def _serve_counted(self, stream: RawSocketStream) -> None:
-        self.active += 1
         try:
             await self._serve(stream)
         finally:

@@ -203,6 +203,12 @@ class H2Connection:
 
     # --- public API: input ----------------------------------------------------------------
 
+    @property
+    def input_pending(self) -> bool:
+        """True while a frame or a header block has started and not finished arriving (the
+        transport times this: a request-headers timeout against slowloris, TESTS.md H8)."""
+        return bool(self._inbuf) or self._hb_stream != 0
+
     def receive_data(self, data: bytes, now: float) -> list[Event]:
         """Process every complete frame in ``data`` (plus what was buffered); return events.
 
