@@ -23,6 +23,7 @@ from proxy.codecs.grpc.errors import ErrorCode
 from proxy.codecs.grpc.events import (
     ConnectionTerminated,
     DataReceived,
+    Event,
     GoAwayReceived,
     PingAckReceived,
     RequestReceived,
@@ -33,6 +34,7 @@ from proxy.codecs.grpc.events import (
 )
 from proxy.grpc_forward import DownstreamEvent, GrpcForwarder
 from proxy.net.listener import Listener
+from proxy.net.outbox import Outbox, batched, defer
 from proxy.net.rawsock import RawSocketStream
 
 RECEIVE_SIZE = 64 * 1024
@@ -81,18 +83,25 @@ class H2Downstream:
         self._frontend = frontend
         self.codec = H2Connection(client_side=False)
         self._inboxes: dict[int, trio.MemorySendChannel[DownstreamEvent]] = {}
-        self._wake_writer = trio.Event()
-        self._after_flush: list[Callable[[], None]] = []
-        self._flushed = trio.Event()
-        self._done = False
+        self._outbox = Outbox(stream, self.codec.data_to_send)
+        self._reading = trio.CancelScope()
 
     def kick(self) -> None:
-        self._wake_writer.set()
+        """Something was queued on the codec: send it (at once when the socket has room,
+        once per batch of events)."""
+        if not defer(id(self), self._push_now):
+            self._push_now()
+
+    def _push_now(self) -> None:
+        try:
+            self._outbox.push()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._reading.cancel()  # the client is gone: end the connection
 
     def on_flushed(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once everything queued so far has been written to the socket."""
-        self._after_flush.append(callback)
-        self._wake_writer.set()
+        self._outbox.on_flushed(callback)
+        self.kick()
 
     @property
     def active_streams(self) -> int:
@@ -103,14 +112,12 @@ class H2Downstream:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._write_loop)
                 with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                    await self._read_loop(nursery)
-                # The peer closed or broke HTTP/2: flush what is queued (a GOAWAY), then
-                # end. A fresh event: an earlier write must not count as this flush.
-                self._flushed = trio.Event()
-                self._done = True
-                self.kick()
-                with trio.move_on_after(FINAL_FLUSH_TIMEOUT):
-                    await self._flushed.wait()
+                    with self._reading:
+                        await self._read_loop(nursery)
+                    # The peer closed or broke HTTP/2: flush what is queued (a GOAWAY),
+                    # then end.
+                    with trio.move_on_after(FINAL_FLUSH_TIMEOUT):
+                        await self._outbox.flush()
                 nursery.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
@@ -143,42 +150,43 @@ class H2Downstream:
                 return
             if not data:
                 return
-            events = self.codec.receive_data(data, trio.current_time())
+            with batched():  # everything these events make us send: one write
+                done = self._handle(self.codec.receive_data(data, trio.current_time()), nursery)
+            if done:
+                return
             if not self.codec.input_pending:
                 partial_since = None
             elif partial_since is None:
                 partial_since = trio.current_time()
-            for event in events:
-                if isinstance(event, RequestReceived):
-                    self._start(event, nursery)
-                elif isinstance(event, DataReceived | StreamEnded | StreamReset):
-                    self._deliver(event.stream_id, event)
-                    if isinstance(event, StreamReset):
-                        self._close_inbox(event.stream_id)
-                elif isinstance(event, TrailersReceived):
-                    pass  # client trailers carry nothing for gRPC; StreamEnded follows
-                elif isinstance(event, WindowUpdated):
-                    if event.stream_id == 0:
-                        for sid in list(self._inboxes):
-                            self._deliver(sid, event)
-                    else:
-                        self._deliver(event.stream_id, event)
-                elif isinstance(event, PingAckReceived) and event.data == DRAIN_PING:
-                    self.codec.goaway(ErrorCode.NO_ERROR)  # final: last stream id seen
-                elif isinstance(event, GoAwayReceived):
-                    pass  # the client will open nothing new; streams in flight finish
-                elif isinstance(event, ConnectionTerminated):
-                    reason = event.reason
-                    errors = self._frontend.stats.connection_errors
-                    errors[reason] = errors.get(reason, 0) + 1
-            self.kick()
-            if self.codec.terminated:
-                return
             # Backpressure: do not read more while the peer is not taking our bytes.
-            while self.codec.unflushed_bytes > SOFT_UNFLUSHED_BYTES:
-                self._flushed = trio.Event()
-                self.kick()
-                await self._flushed.wait()
+            if self.codec.unflushed_bytes + self._outbox.backlog > SOFT_UNFLUSHED_BYTES:
+                await self._outbox.flush()
+
+    def _handle(self, events: list[Event], nursery: trio.Nursery) -> bool:
+        """Act on one read's events; True when the connection is over (codec terminated)."""
+        for event in events:
+            if isinstance(event, RequestReceived):
+                self._start(event, nursery)
+            elif isinstance(event, DataReceived | StreamEnded | StreamReset):
+                self._deliver(event.stream_id, event)
+                if isinstance(event, StreamReset):
+                    self._close_inbox(event.stream_id)
+            elif isinstance(event, TrailersReceived):
+                pass  # client trailers carry nothing for gRPC; StreamEnded follows
+            elif isinstance(event, WindowUpdated):
+                if event.stream_id == 0:
+                    for sid in list(self._inboxes):
+                        self._deliver(sid, event)
+                else:
+                    self._deliver(event.stream_id, event)
+            elif isinstance(event, PingAckReceived) and event.data == DRAIN_PING:
+                self.codec.goaway(ErrorCode.NO_ERROR)  # final: last stream id seen
+            elif isinstance(event, GoAwayReceived):
+                pass  # the client will open nothing new; streams in flight finish
+            elif isinstance(event, ConnectionTerminated):
+                self._frontend.count_error(event.reason)
+        self.kick()
+        return self.codec.terminated
 
     def _start(self, event: RequestReceived, nursery: trio.Nursery) -> None:
         self._frontend.stats.streams += 1
@@ -209,18 +217,7 @@ class H2Downstream:
 
     async def _write_loop(self) -> None:
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            while True:
-                await self._wake_writer.wait()
-                self._wake_writer = trio.Event()
-                callbacks, self._after_flush = self._after_flush, []
-                data = self.codec.data_to_send()
-                if data:
-                    await self._stream.send_all(data)
-                for callback in callbacks:
-                    callback()
-                self._flushed.set()
-                if self._done and not self.codec.unflushed_bytes:
-                    return
+            await self._outbox.run()
 
 
 class GrpcFrontend:

@@ -26,6 +26,7 @@ from proxy.codecs.grpc.events import (
     WindowUpdated,
 )
 from proxy.errors import UpstreamDied
+from proxy.net.outbox import Outbox, batched, defer
 
 RECEIVE_SIZE = 64 * 1024
 # why: one read drains many frames; HTTP/2 windows bound what can be in flight anyway.
@@ -59,8 +60,7 @@ class H2Upstream:
         # Each stream's events; unbounded is safe: HTTP/2 flow control bounds the DATA a
         # provider may send before we acknowledge it, and the rest are a handful of events.
         self._streams: dict[int, trio.MemorySendChannel[StreamEvent]] = {}
-        self._wake_writer = trio.Event()
-        self._after_flush: list[Callable[[], None]] = []
+        self._outbox = Outbox(stream, self.codec.data_to_send)
         self._closed: str | None = None
         self._goaway = False
         self._cancel = trio.CancelScope()
@@ -93,14 +93,23 @@ class H2Upstream:
             send.close()
 
     def kick(self) -> None:
-        """Something was queued on the codec: let the writer flush it."""
-        self._wake_writer.set()
+        """Something was queued on the codec: send it (at once when the socket has room,
+        once per batch of events)."""
+        if not defer(id(self), self._push_now):
+            self._push_now()
+
+    def _push_now(self) -> None:
+        try:
+            self._outbox.push()
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self._lose(f"connection to provider {self.address} broke: {exc}")
+            self._cancel.cancel()
 
     def on_flushed(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once everything queued on the codec so far has been written
         to the socket (flow-control acknowledgements wait for this: R11)."""
-        self._after_flush.append(callback)
-        self._wake_writer.set()
+        self._outbox.on_flushed(callback)
+        self.kick()
 
     def close(self) -> None:
         self._lose(f"connection to provider {self.address} closed by laneway")
@@ -110,7 +119,7 @@ class H2Upstream:
         with self._cancel:
             try:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._guarded, self._writer)
+                    nursery.start_soon(self._guarded, self._outbox.run)
                     task_status.started()
                     await self._guarded(self._reader)
                     nursery.cancel_scope.cancel()
@@ -132,9 +141,10 @@ class H2Upstream:
             if not data:
                 self._lose(f"provider {self.address} closed the connection")
                 return
-            for event in self.codec.receive_data(data, trio.current_time()):
-                self._dispatch(event)
-            self.kick()  # SETTINGS/PING acks, window updates the codec queued
+            with batched():  # what the events make us send leaves in one write per peer
+                for event in self.codec.receive_data(data, trio.current_time()):
+                    self._dispatch(event)
+                self.kick()  # SETTINGS/PING acks, window updates the codec queued
             if self.codec.terminated:
                 self._lose(f"provider {self.address} broke HTTP/2")
                 return
@@ -162,17 +172,6 @@ class H2Upstream:
                     self.forget(event.stream_id)
         # PING / SETTINGS are answered by the codec; ConnectionTerminated is handled after
         # the read (the codec is then terminated).
-
-    async def _writer(self) -> None:
-        while True:
-            await self._wake_writer.wait()
-            self._wake_writer = trio.Event()
-            callbacks, self._after_flush = self._after_flush, []
-            data = self.codec.data_to_send()
-            if data:
-                await self._stream.send_all(data)
-            for callback in callbacks:
-                callback()
 
     def _lose(self, reason: str) -> None:
         if self._closed is None:

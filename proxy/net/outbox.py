@@ -31,6 +31,12 @@ class Outbox:
         self._writing = False
         self._lock = trio.Lock()
         self._wake = trio.Event()
+        self._callbacks: list[Callable[[], None]] = []
+
+    def on_flushed(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once everything queued so far has been written to the socket
+        (HTTP/2 flow-control credit is given back only then: TESTS.md R11)."""
+        self._callbacks.append(callback)
 
     @property
     def backlog(self) -> int:
@@ -44,12 +50,13 @@ class Outbox:
             self._wake.set()
             return
         data = self._source()
-        if not data:
-            return
-        sent = self._direct.send_nowait(data)
-        if sent < len(data):
-            self._backlog = data[sent:]
-            self._wake.set()
+        if data:
+            sent = self._direct.send_nowait(data)
+            if sent < len(data):
+                self._backlog = data[sent:]
+                self._wake.set()
+                return
+        self._run_callbacks()
 
     async def flush(self) -> None:
         """Send everything queued, waiting for the socket if needed (one flusher at a time:
@@ -57,11 +64,24 @@ class Outbox:
         async with self._lock:
             self._writing = True
             try:
-                while data := self._backlog + self._source():
+                while True:
+                    callbacks, self._callbacks = self._callbacks, []
+                    data = self._backlog + self._source()
                     self._backlog = b""
-                    await self._stream.send_all(data)
+                    if data:
+                        await self._stream.send_all(data)
+                    for callback in callbacks:
+                        callback()
+                    if not data and not self._callbacks:
+                        return
             finally:
                 self._writing = False
+
+    def _run_callbacks(self) -> None:
+        while self._callbacks:
+            callbacks, self._callbacks = self._callbacks, []
+            for callback in callbacks:
+                callback()
 
     async def run(self) -> None:
         """The writer task: sends whatever ``push`` could not. Runs until cancelled or the
