@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import trio
 
+from proxy.codecs.dubbo import encode_request
 from proxy.demo import GREETER
 from proxy.errors import DubboStatus
 from proxy.net.dubbo_client import CallResult
@@ -126,3 +127,47 @@ async def test_request_ids_are_isolated_between_consumers() -> None:
         assert len(stack.proxy.pool.connections()) == 1  # one multiplexed upstream
         await a.aclose()
         await b.aclose()
+
+
+async def test_a_consumer_that_disconnects_mid_call_frees_its_upstream_slots() -> None:
+    """G3 cancel-propagation (Dubbo): the consumer goes away with calls in flight; their
+    upstream slots are freed at once and the late answers are discarded and counted."""
+    async with running_stack() as stack:
+        client = await stack.client()
+
+        async def slow() -> None:
+            await stack.call("sleep", (300,), client=client)
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(5):
+                nursery.start_soon(slow)
+            await until(lambda: len(stack.main.seen) >= 5)
+            (conn,) = stack.proxy.pool.connections().values()
+            assert conn.in_flight == 5
+            await client.aclose()  # the consumer vanishes mid-call
+            await until(lambda: conn.in_flight == 0)
+            nursery.cancel_scope.cancel()
+        assert stack.proxy.health.in_flight(stack.main.address) == 0
+        await until(lambda: conn.stats.stray_responses == 5)
+        assert (await stack.call()).ok  # the upstream connection is still fine
+
+
+async def test_one_way_calls_are_forwarded_and_counted() -> None:
+    """R2 (one-way part): one-way requests reach the provider, are never answered."""
+    async with running_stack() as stack:
+        client = await stack.client()
+        frame = encode_request(
+            request_id=0,
+            path=GREETER,
+            method="sayHello",
+            parameter_types="Ljava/lang/String;",
+            arguments=["one-way"],
+            version="1.0.0",
+            two_way=False,
+        )
+        for _ in range(10):
+            await client.send_raw(frame)
+        await until(lambda: stack.main.calls == 10)
+        assert stack.proxy.forwarder.stats.oneway == 10
+        assert (await stack.call(client=client)).ok  # the connection is still in step
+        await client.aclose()
