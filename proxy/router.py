@@ -58,6 +58,8 @@ class Router:
         health: HostHealth,
         clock: Callable[[], float],
         rng: random.Random | None = None,
+        *,
+        tunnel_max_calls: int = DEFAULT_TUNNEL_MAX_CALLS,
     ) -> None:
         self._table = table
         self._lanes_of = lanes_of
@@ -65,7 +67,7 @@ class Router:
         self._clock = clock
         self._rng = rng if rng is not None else random.Random()
         self.panics = 0
-        self.tunnel_max_calls = DEFAULT_TUNNEL_MAX_CALLS
+        self.tunnel_max_calls = tunnel_max_calls
 
     @property
     def table(self) -> RouteTable:

@@ -3,8 +3,9 @@
 ```
 serve
 ├── registry backend            (embedded gRPC registry, or ZooKeeper)
-├── upstream pool               (one multiplexed connection per provider)
+├── upstream pools              (Dubbo and HTTP/2: one multiplexed connection per provider)
 ├── Dubbo frontend              (listener + one task tree per consumer connection)
+├── gRPC frontend               (listener + per connection: reader, writer, a relay per stream)
 ├── routes watcher              (watchfiles + SIGHUP -> atomic table swap)
 ├── tunnel listener             (laptops joining project envs: `laneway tunnel`)
 ├── admin HTTP listener         (status page, /metrics, explain, reload, drain)
@@ -137,8 +138,13 @@ class Proxy:
         table = load_table(config.routes_path)
         self.lookup.set_table(table)
         self.tables = TableRef(table)
-        self.router = Router(self.tables, self.lookup, self.health, trio.current_time)
-        self.router.tunnel_max_calls = config.tunnel.max_calls
+        self.router = Router(
+            self.tables,
+            self.lookup,
+            self.health,
+            trio.current_time,
+            tunnel_max_calls=config.tunnel.max_calls,
+        )
         limits = config.limits
 
         def dubbo_upstream(
