@@ -1,7 +1,9 @@
 """Forwarding one Dubbo request: route it, re-inject its tag, send it upstream, map errors.
 
-Protocol glue between the Dubbo codec's ``Request``, the router and the upstream pool. The
-only awaits are the pool's connect and the upstream call; everything else is pure.
+Protocol glue between the Dubbo codec's ``Request``, the router and the upstream pool. A
+call is started synchronously (``DubboForwarder.start``) and completes through a callback;
+the only await is the pool's connect, on the slow path of a call whose provider has no open
+connection yet.
 """
 
 from __future__ import annotations
@@ -121,25 +123,6 @@ class DubboForwarder:
         job = DubboCall(self, request, call, reply)
         job.begin()
         return job
-
-    async def forward(self, request: Request) -> bytes | None:
-        """Forward ``request`` and wait for the outcome (tests and tools; the proxy's
-        connections use :meth:`start`). Raises the LanewayError to answer."""
-        done = trio.Event()
-        outcome: list[tuple[bytes | None, LanewayError | None]] = []
-
-        def reply(frame: bytes | None, error: LanewayError | None) -> None:
-            outcome.append((frame, error))
-            done.set()
-
-        job = self.start(request, reply)
-        if job.slow is not None:
-            await job.slow()
-        await done.wait()
-        frame, error = outcome[0]
-        if error is not None:
-            raise error
-        return frame
 
 
 Reply = Callable[[bytes | None, LanewayError | None], None]
