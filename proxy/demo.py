@@ -9,6 +9,8 @@ the registry's gRPC API with the same client any Python provider would use.
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -230,14 +232,24 @@ class DemoProvider:
             await flush()
 
 
-def demo_commands(dubbo: str) -> Sequence[str]:
+def laneway_command() -> str:
+    """How the person who started the demo runs laneway (``.venv/bin/laneway`` after
+    ``make run``): the ready-to-paste commands must work as printed."""
+    argv0 = sys.argv[0]
+    if os.path.basename(argv0) != "laneway":
+        return "laneway"
+    relative = os.path.relpath(argv0)
+    return relative if not relative.startswith("..") else argv0
+
+
+def demo_commands(dubbo: str, prog: str = "laneway") -> Sequence[str]:
     """Ready-to-paste commands showing the three routing cases."""
     url = f"dubbo://{dubbo}"
     return (
-        f"laneway call {url}/{GREETER} sayHello '[\"world\"]' --version {DEMO_VERSION}",
-        f"laneway call {url}/{GREETER} sayHello '[\"world\"]' --version {DEMO_VERSION} "
+        f"{prog} call {url}/{GREETER} sayHello '[\"world\"]' --version {DEMO_VERSION}",
+        f"{prog} call {url}/{GREETER} sayHello '[\"world\"]' --version {DEMO_VERSION} "
         f"--tag {DEMO_ENV}",
-        f"laneway call {url}/{INVENTORY} stock '[\"sku-1\"]' --version {DEMO_VERSION} "
+        f"{prog} call {url}/{INVENTORY} stock '[\"sku-1\"]' --version {DEMO_VERSION} "
         f"--tag {DEMO_ENV}",
     )
 
@@ -292,7 +304,7 @@ async def run_demo(
                 out(f"  providers: main at {main.address} ({GREETER}, {INVENTORY})")
                 out(f"             {DEMO_ENV} at {feature.address} ({GREETER} only)")
                 out("  try (untagged -> main; tagged -> feature-1; tagged, missing -> main):")
-                for command in demo_commands(bound.dubbo):
+                for command in demo_commands(bound.dubbo, laneway_command()):
                     out(f"    {command}")
                 out("  Ctrl-C stops everything.")
                 task_status.started(bound.dubbo)
