@@ -1,15 +1,22 @@
-"""Relaying one gRPC / Triple call: route it, open an upstream stream, pump both ways.
+"""Relaying one gRPC / Triple call: route it, open an upstream stream, pass events both ways.
+
+No task per call: a :class:`GrpcCall` is driven by callbacks — the client connection's
+reader hands it the stream's events, the provider connection's reader hands it the
+upstream stream's events, and the connection's deadline timer expires it — so a unary call
+costs no task switch of its own (measured in ``bench/e2e_grpc.py``). Only a call whose
+provider has no open connection yet runs a short task to connect.
 
 DATA frames are forwarded as opaque bytes; only the 5-byte message prefixes are walked to
 enforce the message-size limit (G5). Flow control is end to end (R11): bytes received on
-one side are acknowledged to their sender only once the other side's codec let them out,
-so a slow reader slows the writer instead of filling laneway's memory.
+one side are acknowledged to their sender only once the other side let them out and wrote
+them, so a slow reader slows the writer instead of filling laneway's memory.
 """
 
 from __future__ import annotations
 
+import enum
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -38,10 +45,11 @@ from proxy.codecs.grpc.grpc import (
     status_trailers,
     trailers_only,
 )
-from proxy.errors import GrpcStatus, LanewayError, UpstreamDied
+from proxy.errors import GrpcStatus, LanewayError, NoProvider, UnknownService, UpstreamDied
 from proxy.local_services import LocalServices
 from proxy.net.h2_upstream import H2Upstream, StreamEvent, UpstreamLost
 from proxy.net.pool import UpstreamPool
+from proxy.net.timer import Deadline, DeadlineTimer
 from proxy.observe import NO_OBSERVER, CallObserver, CallScope
 from proxy.registry.model import ServiceKey
 from proxy.router import Candidate, Router
@@ -74,9 +82,13 @@ class GrpcStats:
 
 
 class Downstream(Protocol):
-    """The consumer-facing HTTP/2 connection, as a call relay uses it."""
+    """The consumer-facing HTTP/2 connection, as a call uses it."""
 
     codec: H2Connection
+    timer: DeadlineTimer
+
+    def stream_done(self, stream_id: int) -> None:
+        """The call on ``stream_id`` is over: deliver it no more events."""
 
     def kick(self) -> None:
         """Something was queued on ``codec``: let the connection's writer flush it."""
@@ -135,70 +147,30 @@ class GrpcForwarder:
         local: LocalServices | None = None,
     ) -> None:
         self.router = router
-        self.observer = observer
-        self.local = local
         self.pool = pool
         self._route_timeout = route_timeout
-        self._max_message = max_message_size
+        self.max_message = max_message_size
+        self.observer = observer
+        self.local = local
         self.stats = GrpcStats()
 
-    async def relay(
+    def start(
         self,
         down: Downstream,
         stream_id: int,
         headers: tuple[tuple[bytes, bytes], ...],
         end_stream: bool,
-        inbox: trio.MemoryReceiveChannel[DownstreamEvent],
-    ) -> None:
-        """Serve one call to its end. Never raises for call-level problems: they become
-        a gRPC status (or a stream reset) on ``stream_id``."""
+    ) -> GrpcCall:
+        """Begin the call a client opened on ``stream_id``. Feed it the stream's later
+        events through ``GrpcCall.on_client``; run ``call.slow`` in a task when it is set
+        (the provider's connection must be opened first). Never raises for call-level
+        problems: they become a gRPC status or a stream reset."""
         self.stats.calls += 1
-        try:
-            info = call_info(headers)
-        except LanewayError as exc:
-            self._reply(down, stream_id, exc.grpc_status, exc.message)
-            return
-        local = self.local
-        if local is not None and local.handles(info.service):
-            await self._serve_local(local, down, stream_id, info, inbox)
-            return
-        call = self._make_call(info, headers)
-        assert call.deadline is not None
-        scope = self.observer.call_started(call, "grpc")
-        try:
-            upstream, up_id, events, where = await self._open(call, headers, end_stream, scope)
-        except LanewayError as exc:
-            self._reply(down, stream_id, exc.grpc_status, exc.message)
-            scope.finished(int(exc.grpc_status), exc.message)
-            return
-        relay = _Relay(self, down, stream_id, upstream, up_id, end_stream)
-        health = self.router.health  # the slot was reserved by _open
-        try:
-            with trio.move_on_at(call.deadline) as deadline:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(relay.client_to_provider, inbox, nursery.cancel_scope)
-                    await relay.provider_to_client(events)
-                    nursery.cancel_scope.cancel()
-            if deadline.cancelled_caught:
-                self.stats.timeouts += 1
-                relay.fail(
-                    GrpcStatus.DEADLINE_EXCEEDED,
-                    f"deadline exceeded calling {call.key} {where} at {upstream.address}",
-                )
-        finally:
-            upstream.forget(up_id)
-            if not relay.finished:
-                # Cancelled from above: the client's connection went away mid-call.
-                relay.status, relay.message = int(GrpcStatus.CANCELLED), "the client went away"
-                upstream.codec.reset_stream(up_id, ErrorCode.CANCEL)
-                upstream.kick()
-            scope.finished(relay.status, relay.message)
-            ok = relay.status not in _HOST_FAILURES
-            health.finished(upstream.address, ok=ok, now=trio.current_time())
+        call = GrpcCall(self, down, stream_id, end_stream)
+        call.begin(headers)
+        return call
 
-    # -- pieces -------------------------------------------------------------------------------
-
-    def _make_call(self, info: CallInfo, headers: tuple[tuple[bytes, bytes], ...]) -> Call:
+    def make_call(self, info: CallInfo, headers: tuple[tuple[bytes, bytes], ...]) -> Call:
         metadata: dict[str, str] = {}
         for name, value in headers:
             if not name.startswith(b":"):
@@ -213,114 +185,33 @@ class GrpcForwarder:
         deadline = trio.current_time() + timeout
         return Call(key, info.method, GRPC_PROTOCOLS, metadata, deadline)
 
-    async def _open(
-        self,
-        call: Call,
-        headers: tuple[tuple[bytes, bytes], ...],
-        end_stream: bool,
-        scope: CallScope,
-    ) -> tuple[H2Upstream, int, trio.MemoryReceiveChannel[StreamEvent], str]:
-        """Route the call and open its upstream stream; return it with a description of
-        where it went (for error messages). Raises a LanewayError when there is no way."""
-        relayed = self.local.relayed.get(call.service) if self.local is not None else None
-        if relayed is not None:  # an in-process service: no routing, no tag
-            upstream = await self.pool.get(relayed)
-            self.router.health.started(relayed)
-            outbound = [(n, v) for n, v in headers if n not in _HOP_HEADERS]
-            up_id, events = upstream.open_stream(outbound, end_stream)
-            return upstream, up_id, events, "(local service)"
-        exclude: set[str] = set()
-        for attempt in range(MAX_CONNECT_RETRIES + 1):
-            decision = self.router.route(call, exclude=exclude)
-            scope.routed(decision)
-            if decision.provider is None:
-                self.stats.no_route += 1
-                raise self._no_route(call, decision)
-            self.router.check_capacity(decision.provider, call.key)
-            address = decision.provider.address
-            health = self.router.health
-            health.started(address)  # reserve now: calls opening concurrently count too
-            try:
-                upstream = await self.pool.get(address)
-                outbound = self._outbound_headers(headers, call, decision, scope)
-                up_id, events = upstream.open_stream(outbound, end_stream)
-                return upstream, up_id, events, f"in env {decision.lane or decision.env!r}"
-            except UpstreamDied:
-                health.release(address)  # (the pool counted the connect failure)
-                exclude.add(address)  # nothing reached the provider: safe to retry (R4)
-                if attempt == MAX_CONNECT_RETRIES:
-                    self.stats.upstream_died += 1
-                    raise
-                self.stats.retries += 1
-        raise AssertionError("unreachable")
-
-    def _no_route(self, call: Call, decision: Decision[Candidate]) -> LanewayError:
-        from proxy.errors import NoProvider, UnknownService
-
+    def no_route(self, call: Call, decision: Decision[Candidate]) -> LanewayError:
         known = self.router.lanes_of(call.key)
         kind = NoProvider if known else UnknownService
         return kind(decision.error or f"no route for {call.key}")
 
-    def _outbound_headers(
+    def outbound_headers(
         self,
         headers: tuple[tuple[bytes, bytes], ...],
         call: Call,
-        decision: Decision[Candidate],
+        decision: Decision[Candidate] | None,
         scope: CallScope,
     ) -> list[tuple[bytes, bytes]]:
-        tag_headers = _tag_headers(self.router.table, decision.tag, call)
-        tag_headers.extend(
+        """The request headers for the provider: the client's, the tag carriers and the
+        trace context written anew, ``grpc-timeout`` set to the time left."""
+        extra = _tag_headers(self.router.table, decision.tag, call) if decision else []
+        extra.extend(
             (name.encode("latin-1"), value.encode("latin-1"))
             for name, value in scope.propagation().items()
         )
-        skip = _HOP_HEADERS | {name for name, _ in tag_headers}
+        skip = _HOP_HEADERS | {name for name, _ in extra}
         out = [(n, v) for n, v in headers if n not in skip]
         assert call.deadline is not None
         if call.deadline != math.inf:
             remaining_ns = max(1, int((call.deadline - trio.current_time()) * 1e9))
             out.append((b"grpc-timeout", format_timeout(remaining_ns)))
-        out.extend(tag_headers)
+        out.extend(extra)
         return out
-
-    async def _serve_local(
-        self,
-        local: LocalServices,
-        down: Downstream,
-        stream_id: int,
-        info: CallInfo,
-        inbox: trio.MemoryReceiveChannel[DownstreamEvent],
-    ) -> None:
-        """Answer a unary call to a local service (health) without any upstream."""
-        decoder = MessageDecoder(self._max_message)
-        messages: list[bytes] = []
-        try:
-            with trio.move_on_after(self._route_timeout):
-                async for event in inbox:
-                    if isinstance(event, DataReceived):
-                        messages.extend(m.payload for m in decoder.feed(event.data))
-                        down.codec.acknowledge_received_data(stream_id, len(event.data))
-                    elif isinstance(event, StreamReset):
-                        return
-                    elif isinstance(event, StreamEnded):
-                        break
-        except LanewayError as exc:
-            self._reply(down, stream_id, exc.grpc_status, exc.message)
-            return
-        reply = local.call(info.service, info.method, messages[0] if messages else b"")
-        if reply.payload is None:
-            self._reply(down, stream_id, reply.status, reply.message)
-            return
-        codec = down.codec
-        codec.send_headers(
-            stream_id, [(b":status", b"200"), (b"content-type", b"application/grpc")]
-        )
-        codec.send_data(stream_id, encode_message(reply.payload))
-        codec.send_headers(stream_id, status_trailers(reply.status), end_stream=True)
-        down.kick()
-
-    def _reply(self, down: Downstream, stream_id: int, status: int, message: str) -> None:
-        down.codec.send_headers(stream_id, trailers_only(status, message), end_stream=True)
-        down.kick()
 
 
 def _tag_headers(table: RouteTable, tag: str | None, call: Call) -> list[tuple[bytes, bytes]]:
@@ -347,138 +238,357 @@ def _tag_headers(table: RouteTable, tag: str | None, call: Call) -> list[tuple[b
     return out
 
 
-class _Relay:
-    """The state of one relayed stream."""
+class _Mode(enum.Enum):
+    LOCAL = "local"  # answered by laneway itself (health)
+    OPENING = "opening"  # routed; the provider's connection is being opened
+    RELAYING = "relaying"  # an upstream stream is open
+    DONE = "done"
 
-    def __init__(
-        self,
-        forwarder: GrpcForwarder,
-        down: Downstream,
-        down_id: int,
-        upstream: H2Upstream,
-        up_id: int,
-        request_ended: bool,
-    ) -> None:
-        self.forwarder = forwarder
+
+class GrpcCall:
+    """One relayed stream, driven by callbacks from both connections and the timer."""
+
+    def __init__(self, fwd: GrpcForwarder, down: Downstream, stream_id: int, ended: bool) -> None:
+        self.fwd = fwd
         self.down = down
-        self.down_id = down_id
-        self.upstream = upstream
-        self.up_id = up_id
-        self.response_started = False
-        self.finished = False
+        self.down_id = stream_id
+        self.request_ended = ended
+        self.mode = _Mode.OPENING
+        self.slow: SlowPath | None = None
         self.status = int(GrpcStatus.UNKNOWN)
         self.message: str | None = None
-        self.request_ended = request_ended
-        up, dn = upstream.codec, down.codec
-        self.to_provider = _Pipe(up, up_id, self._ack_client, upstream.on_flushed)
-        self.to_client = _Pipe(dn, down_id, self._ack_provider, down.on_flushed)
-        self.request_sizes = MessageScanner(forwarder._max_message)
-        self.response_sizes = MessageScanner(forwarder._max_message)
+        self.response_started = False
+        self.scope: CallScope | None = None
+        self.address = ""  # the provider whose in-flight slot this call holds
+        self.upstream: H2Upstream | None = None  # while the upstream stream is open
+        self.up_conn: H2Upstream | None = None  # the provider's connection, once opened
+        self.up_id = 0
+        self.deadline: Deadline | None = None
+        self.held: list[DataReceived | StreamEnded | WindowUpdated] = []  # while OPENING
+        self.request_sizes = MessageScanner(fwd.max_message)
+        self.response_sizes = MessageScanner(fwd.max_message)
+        self.to_provider: _Pipe | None = None
+        self.to_client: _Pipe | None = None
+        self.local_info: CallInfo | None = None
+        self.local_request = MessageDecoder(fwd.max_message)
+        self.local_messages: list[bytes] = []
+        self.call: Call | None = None
+        self.headers: tuple[tuple[bytes, bytes], ...] = ()
+
+    # -- start ---------------------------------------------------------------------------------
+
+    def begin(self, headers: tuple[tuple[bytes, bytes], ...]) -> None:
+        fwd = self.fwd
+        try:
+            info = call_info(headers)
+        except LanewayError as exc:
+            self._reply(exc.grpc_status, exc.message)
+            return
+        local = fwd.local
+        if local is not None and local.handles(info.service):
+            self.mode = _Mode.LOCAL
+            self.local_info = info
+            if self.request_ended:
+                self._answer_local()
+            return
+        call = self.call = fwd.make_call(info, headers)
+        self.headers = headers
+        self.scope = fwd.observer.call_started(call, "grpc")
+        assert call.deadline is not None
+        if call.deadline != math.inf:
+            self.deadline = self.down.timer.add(call.deadline, self._expired)
+        relayed = local.relayed.get(call.service) if local is not None else None
+        try:
+            if relayed is not None:  # an in-process service: no routing, no tag
+                self._reserve(relayed)
+                self._connect(relayed, None)
+            else:
+                self._route(set())
+        except LanewayError as exc:
+            self.fail(exc.grpc_status, exc.message)
+
+    def _route(self, exclude: set[str]) -> None:
+        fwd = self.fwd
+        assert self.call is not None and self.scope is not None
+        decision = fwd.router.route(self.call, exclude=exclude)
+        self.scope.routed(decision)
+        if decision.provider is None:
+            fwd.stats.no_route += 1
+            raise fwd.no_route(self.call, decision)
+        fwd.router.check_capacity(decision.provider, self.call.key)
+        self._reserve(decision.provider.address)
+        self._connect(decision.provider.address, decision)
+
+    def _reserve(self, address: str) -> None:
+        # Reserve the slot at decision time: calls opening a connection count too.
+        self.address = address
+        self.fwd.router.health.started(address)
+
+    def _release(self) -> None:
+        if self.address:
+            self.fwd.router.health.release(self.address)
+            self.address = ""
+
+    def _connect(self, address: str, decision: Decision[Candidate] | None) -> None:
+        conn = self.fwd.pool.ready(address)
+        if conn is not None:
+            self._open(conn, decision)
+        else:
+            self.slow = lambda: self._slow(address, decision)
+
+    async def _slow(self, address: str, decision: Decision[Candidate] | None) -> None:
+        """Open the provider's connection; on connect failure route again without it
+        (nothing reached a provider, so this is safe: TESTS.md R4)."""
+        fwd = self.fwd
+        exclude: set[str] = set()
+        try:
+            for attempt in range(MAX_CONNECT_RETRIES + 1):
+                try:
+                    conn = await fwd.pool.get(address)
+                except UpstreamDied:
+                    self._release()  # (the pool counted the connect failure)
+                    if self.mode is _Mode.DONE:
+                        return
+                    exclude.add(address)
+                    if attempt == MAX_CONNECT_RETRIES or decision is None:
+                        fwd.stats.upstream_died += 1
+                        raise
+                    fwd.stats.retries += 1
+                    self.slow = None
+                    self._route(exclude)
+                    if self.slow is None:
+                        return  # opened on an existing connection
+                    address = self.address
+                    continue
+                if self.mode is _Mode.OPENING:
+                    self._open(conn, decision)
+                return
+        except LanewayError as exc:
+            self.fail(exc.grpc_status, exc.message)
+
+    def _open(self, conn: H2Upstream, decision: Decision[Candidate] | None) -> None:
+        assert self.call is not None and self.scope is not None
+        outbound = self.fwd.outbound_headers(self.headers, self.call, decision, self.scope)
+        ended = self.request_ended and not self.held
+        self.up_id = conn.open_stream(outbound, ended, self.on_provider)
+        self.upstream = self.up_conn = conn
+        self.mode = _Mode.RELAYING
+        self.to_provider = _Pipe(conn.codec, self.up_id, self._ack_client, conn.on_flushed)
+        self.to_client = _Pipe(
+            self.down.codec, self.down_id, self._ack_provider, self.down.on_flushed
+        )
+        held, self.held = self.held, []
+        for event in held:
+            if self.mode is not _Mode.RELAYING:
+                break
+            self._forward_client(event)
+
+    # -- events from the client ------------------------------------------------------------
+
+    def on_client(self, event: DataReceived | StreamEnded | StreamReset | WindowUpdated) -> None:
+        mode = self.mode
+        if mode is _Mode.DONE:
+            return
+        if isinstance(event, StreamReset):
+            # The client cancelled (G3): cancel upstream too, at once.
+            self.fwd.stats.client_cancels += 1
+            self._end_upstream()
+            self._finish(int(GrpcStatus.CANCELLED), "cancelled by the client")
+            return
+        if mode is _Mode.LOCAL:
+            self._on_local(event)
+            return
+        if isinstance(event, DataReceived):
+            try:
+                self.request_sizes.feed(event.data)
+            except LanewayError as exc:
+                self.fwd.stats.oversize += 1
+                self.fail(exc.grpc_status, exc.message)
+                return
+        if mode is _Mode.OPENING:
+            if not isinstance(event, WindowUpdated):
+                self.held.append(event)  # bounded by the stream's flow-control window
+            return
+        self._forward_client(event)
+
+    def _forward_client(self, event: DataReceived | StreamEnded | WindowUpdated) -> None:
+        """Pass a (size-checked) client event on to the open upstream stream."""
+        assert self.upstream is not None and self.to_provider is not None
+        if isinstance(event, DataReceived):
+            self.to_provider.push(event.data, event.end_stream)
+            self.request_ended = event.end_stream
+            self.upstream.kick()
+        elif isinstance(event, StreamEnded):
+            if not self.request_ended:  # ended by an empty frame or client trailers
+                self.upstream.codec.end_stream(self.up_id)
+                self.upstream.kick()
+            self.request_ended = True
+        elif isinstance(event, WindowUpdated) and self.to_client is not None:
+            self.to_client.window_opened()
+
+    def client_gone(self) -> None:
+        """The client's connection ended with this call open."""
+        if self.mode is not _Mode.DONE:
+            self._end_upstream()
+            self._finish(int(GrpcStatus.CANCELLED), "the client went away")
+
+    # -- events from the provider ----------------------------------------------------------
+
+    def on_provider(self, event: StreamEvent) -> None:
+        if self.mode is _Mode.DONE:
+            return
+        dn = self.down.codec
+        if isinstance(event, ResponseReceived):
+            self.response_started = True
+            dn.send_headers(self.down_id, list(event.headers), event.end_stream)
+            if event.end_stream:  # Trailers-Only
+                self._answered(parse_status(event.headers))
+        elif isinstance(event, DataReceived):
+            try:
+                self.response_sizes.feed(event.data)
+            except LanewayError as exc:
+                self.fwd.stats.oversize += 1
+                assert self.upstream is not None
+                self.fail(exc.grpc_status, f"provider {self.upstream.address}: {exc.message}")
+                return
+            assert self.to_client is not None
+            self.to_client.push(event.data, event.end_stream)
+        elif isinstance(event, TrailersReceived):
+            dn.send_headers(self.down_id, list(event.headers), end_stream=True)
+            self._answered(parse_status(event.headers))
+        elif isinstance(event, StreamEnded):
+            self._answered((self.status, self.message))
+        elif isinstance(event, StreamReset):
+            assert self.upstream is not None
+            self._upstream_failed(
+                f"provider {self.upstream.address} reset the stream "
+                f"(HTTP/2 error {event.error_code})"
+            )
+        elif isinstance(event, UpstreamLost):
+            self.fwd.stats.upstream_died += 1
+            self._upstream_failed(event.reason)
+        elif isinstance(event, WindowUpdated) and self.to_provider is not None:
+            self.to_provider.window_opened()
+        self.down.kick()
+
+    # -- endings ---------------------------------------------------------------------------
+
+    def _expired(self) -> None:
+        if self.mode is _Mode.DONE:
+            return
+        self.fwd.stats.timeouts += 1
+        assert self.call is not None
+        where = f" at {self.upstream.address}" if self.upstream is not None else ""
+        self.fail(GrpcStatus.DEADLINE_EXCEEDED, f"deadline exceeded calling {self.call.key}{where}")
+
+    def _upstream_failed(self, message: str) -> None:
+        """R1: before response headers the client gets UNAVAILABLE; after, the stream is
+        reset (never a fake OK)."""
+        self.upstream = None  # that stream is gone: nothing to reset
+        if not self.response_started:
+            self.fail(GrpcStatus.UNAVAILABLE, message)
+            return
+        self.down.codec.reset_stream(self.down_id, ErrorCode.INTERNAL_ERROR)
+        self.down.kick()
+        self._finish(int(GrpcStatus.INTERNAL), message)
+
+    def fail(self, status: int, message: str) -> None:
+        """End the call locally with ``status``; cancel the upstream stream."""
+        if self.mode is _Mode.DONE:
+            return
+        self._end_upstream()
+        trailers = status_trailers if self.response_started else trailers_only
+        self.down.codec.send_headers(self.down_id, trailers(status, message), end_stream=True)
+        self.down.kick()
+        self._finish(int(status), message)
+
+    def _answered(self, status: tuple[int, str | None]) -> None:
+        self.upstream = None  # the stream ended cleanly: nothing to reset
+        self._finish(*status)
+
+    def _end_upstream(self) -> None:
+        upstream = self.upstream
+        if upstream is not None:
+            upstream.codec.reset_stream(self.up_id, ErrorCode.CANCEL)
+            upstream.kick()
+            upstream.forget(self.up_id)
+            self.upstream = None
+
+    def _finish(self, status: int, message: str | None) -> None:
+        if self.mode is _Mode.DONE:
+            return
+        self.mode = _Mode.DONE
+        self.status, self.message = status, message
+        if self.deadline is not None:
+            self.deadline.cancel()
+        if self.scope is not None:
+            self.scope.finished(status, message)
+        if self.address:
+            ok = status not in _HOST_FAILURES
+            self.fwd.router.health.finished(self.address, ok=ok, now=trio.current_time())
+            self.address = ""
+        self.held = []
+        self.down.stream_done(self.down_id)
+
+    # -- flow control ----------------------------------------------------------------------
 
     def _ack_client(self, n: int) -> None:
         self.down.codec.acknowledge_received_data(self.down_id, n)
         self.down.kick()
 
     def _ack_provider(self, n: int) -> None:
-        self.upstream.codec.acknowledge_received_data(self.up_id, n)
-        self.upstream.kick()
+        # Also after the stream ended: the connection-level window must get its bytes back
+        # (a flush callback often runs after the trailers closed the call).
+        conn = self.up_conn
+        if conn is not None:
+            conn.codec.acknowledge_received_data(self.up_id, n)
+            conn.kick()
 
-    async def client_to_provider(
-        self, inbox: trio.MemoryReceiveChannel[DownstreamEvent], scope: trio.CancelScope
-    ) -> None:
-        async for event in inbox:
-            if isinstance(event, DataReceived):
-                try:
-                    self.request_sizes.feed(event.data)
-                except LanewayError as exc:
-                    self.forwarder.stats.oversize += 1
-                    self.fail(exc.grpc_status, exc.message)
-                    scope.cancel()
-                    return
-                self.to_provider.push(event.data, event.end_stream)
-                self.request_ended = event.end_stream
-                self.upstream.kick()
-            elif isinstance(event, StreamEnded):
-                if not self.request_ended:  # ended by an empty frame or client trailers
-                    self.upstream.codec.end_stream(self.up_id)
-                    self.upstream.kick()
-                self.request_ended = True
-            elif isinstance(event, StreamReset):
-                # The client cancelled (G3): cancel upstream too, at once.
-                self.forwarder.stats.client_cancels += 1
-                self.status, self.message = int(GrpcStatus.CANCELLED), "cancelled by the client"
-                self.finished = True
-                self.upstream.codec.reset_stream(self.up_id, ErrorCode.CANCEL)
-                self.upstream.kick()
-                scope.cancel()
-                return
-            elif isinstance(event, WindowUpdated):
-                self.to_client.window_opened()
+    # -- local services --------------------------------------------------------------------
 
-    async def provider_to_client(self, events: trio.MemoryReceiveChannel[StreamEvent]) -> None:
-        dn = self.down.codec
-        async for event in events:
-            if self.finished:
+    def _on_local(self, event: DataReceived | StreamEnded | WindowUpdated) -> None:
+        if isinstance(event, DataReceived):
+            try:
+                self.local_messages.extend(m.payload for m in self.local_request.feed(event.data))
+            except LanewayError as exc:
+                self._reply(exc.grpc_status, exc.message)
                 return
-            if isinstance(event, ResponseReceived):
-                self.response_started = True
-                dn.send_headers(self.down_id, list(event.headers), event.end_stream)
-                if event.end_stream:  # Trailers-Only
-                    self.status, self.message = parse_status(event.headers)
-                    self.finished = True
-            elif isinstance(event, DataReceived):
-                try:
-                    self.response_sizes.feed(event.data)
-                except LanewayError as exc:
-                    self.forwarder.stats.oversize += 1
-                    self.fail(exc.grpc_status, f"provider {self.upstream.address}: {exc.message}")
-                    return
-                self.to_client.push(event.data, event.end_stream)
-            elif isinstance(event, TrailersReceived):
-                dn.send_headers(self.down_id, list(event.headers), end_stream=True)
-                self.status, self.message = parse_status(event.headers)
-                self.finished = True
-            elif isinstance(event, StreamEnded):
-                self.finished = True
-            elif isinstance(event, StreamReset):
-                self._upstream_failed(
-                    f"provider {self.upstream.address} reset the stream "
-                    f"(HTTP/2 error {event.error_code})"
-                )
-            elif isinstance(event, UpstreamLost):
-                self.forwarder.stats.upstream_died += 1
-                self._upstream_failed(event.reason)
-            elif isinstance(event, WindowUpdated):
-                self.to_provider.window_opened()
+            self.down.codec.acknowledge_received_data(self.down_id, len(event.data))
             self.down.kick()
-            if self.finished:
-                return
+        elif isinstance(event, StreamEnded):
+            self._answer_local()
 
-    def _upstream_failed(self, message: str) -> None:
-        """R1: before response headers the client gets UNAVAILABLE; after, the stream is
-        reset (never a fake OK)."""
-        if not self.response_started:
-            self.fail(GrpcStatus.UNAVAILABLE, message)
-        else:
-            self.finished = True
-            self.status, self.message = int(GrpcStatus.INTERNAL), message
-            self.down.codec.reset_stream(self.down_id, ErrorCode.INTERNAL_ERROR)
-            self.down.kick()
-
-    def fail(self, status: int, message: str) -> None:
-        """End the call locally with ``status``; cancel the upstream stream."""
-        if self.finished:
+    def _answer_local(self) -> None:
+        local, info = self.fwd.local, self.local_info
+        assert local is not None and info is not None
+        request = self.local_messages[0] if self.local_messages else b""
+        reply = local.call(info.service, info.method, request)
+        if reply.payload is None:
+            self._reply(reply.status, reply.message)
             return
-        self.finished = True
-        self.status, self.message = int(status), message
-        self.upstream.codec.reset_stream(self.up_id, ErrorCode.CANCEL)
-        self.upstream.kick()
-        dn = self.down.codec
-        if self.response_started:
-            dn.send_headers(self.down_id, status_trailers(status, message), end_stream=True)
-        else:
-            dn.send_headers(self.down_id, trailers_only(status, message), end_stream=True)
+        codec = self.down.codec
+        codec.send_headers(self.down_id, [(b":status", b"200"), (b"content-type", _GRPC_CONTENT)])
+        codec.send_data(self.down_id, encode_message(reply.payload))
+        codec.send_headers(self.down_id, status_trailers(reply.status), end_stream=True)
         self.down.kick()
+        self._finish(int(reply.status), None)
+
+    def _reply(self, status: int, message: str) -> None:
+        """A local answer before any upstream work: Trailers-Only."""
+        self.down.codec.send_headers(self.down_id, trailers_only(status, message), end_stream=True)
+        self.down.kick()
+        self._finish(int(status), message)
 
 
-__all__ = ["GRPC_PROTOCOLS", "Downstream", "DownstreamEvent", "GrpcForwarder", "GrpcStats"]
+SlowPath = Callable[[], Awaitable[None]]
+DONE = _Mode.DONE
+
+
+__all__ = [
+    "GRPC_PROTOCOLS",
+    "Downstream",
+    "DownstreamEvent",
+    "GrpcCall",
+    "GrpcForwarder",
+    "GrpcStats",
+]

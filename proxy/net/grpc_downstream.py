@@ -32,15 +32,22 @@ from proxy.codecs.grpc.events import (
     TrailersReceived,
     WindowUpdated,
 )
-from proxy.grpc_forward import DownstreamEvent, GrpcForwarder
+from proxy.grpc_forward import DONE as _DONE
+from proxy.grpc_forward import DownstreamEvent, GrpcCall, GrpcForwarder
 from proxy.net.listener import Listener
 from proxy.net.outbox import Outbox, batched, defer
 from proxy.net.rawsock import RawSocketStream
+from proxy.net.timer import DeadlineTimer
 
 RECEIVE_SIZE = 64 * 1024
 # why: one read holds many frames; the codec bounds what a peer can make us buffer.
 SOFT_UNFLUSHED_BYTES = 32 * 1024
 # why: Envoy's edge buffer: past this we stop reading from the peer until it drains.
+DEADLINE_TICK = 0.005
+# why: call deadlines are checked on a tick, not with a timer per call; gRPC deadlines are
+# in milliseconds, and 5 ms of slack is invisible next to them.
+TIMER_PARK_AFTER = 1.0
+# why: an idle connection's timer stops ticking; a busy one ticks without per-call wake-ups.
 FINAL_FLUSH_TIMEOUT = 1.0
 # why: the last frames (GOAWAY) get this long to leave before the connection is closed
 # anyway; a peer that does not read them cannot hold the connection open.
@@ -82,8 +89,9 @@ class H2Downstream:
         self._stream = stream
         self._frontend = frontend
         self.codec = H2Connection(client_side=False)
-        self._inboxes: dict[int, trio.MemorySendChannel[DownstreamEvent]] = {}
+        self._calls: dict[int, GrpcCall] = {}
         self._outbox = Outbox(stream, self.codec.data_to_send)
+        self.timer = DeadlineTimer(tick=DEADLINE_TICK, park_after=TIMER_PARK_AFTER)
         self._reading = trio.CancelScope()
 
     def kick(self) -> None:
@@ -105,12 +113,18 @@ class H2Downstream:
 
     @property
     def active_streams(self) -> int:
-        return len(self._inboxes)
+        return len(self._calls)
+
+    def stream_done(self, stream_id: int) -> None:
+        """A call ended: deliver it no more events."""
+        if self._calls.pop(stream_id, None) is not None:
+            self._frontend.stream_done()
 
     async def serve(self) -> None:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._write_loop)
+                nursery.start_soon(self.timer.run)
                 with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                     with self._reading:
                         await self._read_loop(nursery)
@@ -120,6 +134,8 @@ class H2Downstream:
                         await self._outbox.flush()
                 nursery.cancel_scope.cancel()
         finally:
+            for call in list(self._calls.values()):
+                call.client_gone()  # cancel their upstream streams; count them
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(self._stream)
 
@@ -137,7 +153,7 @@ class H2Downstream:
         while True:
             data: bytes | None = None
             now = trio.current_time()
-            deadline = now + limits.idle_timeout if not self._inboxes else math.inf
+            deadline = now + limits.idle_timeout if not self._calls else math.inf
             if partial_since is not None:
                 deadline = min(deadline, partial_since + limits.request_headers_timeout)
             with trio.move_on_at(deadline):
@@ -169,13 +185,11 @@ class H2Downstream:
                 self._start(event, nursery)
             elif isinstance(event, DataReceived | StreamEnded | StreamReset):
                 self._deliver(event.stream_id, event)
-                if isinstance(event, StreamReset):
-                    self._close_inbox(event.stream_id)
             elif isinstance(event, TrailersReceived):
                 pass  # client trailers carry nothing for gRPC; StreamEnded follows
             elif isinstance(event, WindowUpdated):
                 if event.stream_id == 0:
-                    for sid in list(self._inboxes):
+                    for sid in list(self._calls):
                         self._deliver(sid, event)
                 else:
                     self._deliver(event.stream_id, event)
@@ -190,30 +204,18 @@ class H2Downstream:
 
     def _start(self, event: RequestReceived, nursery: trio.Nursery) -> None:
         self._frontend.stats.streams += 1
-        send, receive = trio.open_memory_channel[DownstreamEvent](math.inf)
-        self._inboxes[event.stream_id] = send
-        nursery.start_soon(self._run_relay, event, receive)
-
-    async def _run_relay(
-        self, event: RequestReceived, inbox: trio.MemoryReceiveChannel[DownstreamEvent]
-    ) -> None:
-        try:
-            await self._frontend.forwarder.relay(
-                self, event.stream_id, event.headers, event.end_stream, inbox
-            )
-        finally:
-            self._close_inbox(event.stream_id)
-            self._frontend.stream_done()
+        call = self._frontend.forwarder.start(
+            self, event.stream_id, event.headers, event.end_stream
+        )
+        if call.mode is not _DONE:
+            self._calls[event.stream_id] = call
+        if call.slow is not None:
+            nursery.start_soon(call.slow)
 
     def _deliver(self, stream_id: int, event: DownstreamEvent) -> None:
-        send = self._inboxes.get(stream_id)
-        if send is not None:
-            send.send_nowait(event)
-
-    def _close_inbox(self, stream_id: int) -> None:
-        send = self._inboxes.pop(stream_id, None)
-        if send is not None:
-            send.close()
+        call = self._calls.get(stream_id)
+        if call is not None:
+            call.on_client(event)
 
     async def _write_loop(self) -> None:
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):

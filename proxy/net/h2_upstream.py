@@ -8,7 +8,6 @@ every open stream receives :class:`UpstreamLost` at once (TESTS.md R1).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -48,6 +47,7 @@ StreamEvent = (
     | WindowUpdated
     | UpstreamLost
 )
+StreamHandler = Callable[[StreamEvent], None]
 
 
 class H2Upstream:
@@ -57,9 +57,9 @@ class H2Upstream:
         self.address = address
         self._stream = stream
         self.codec = H2Connection(client_side=True)
-        # Each stream's events; unbounded is safe: HTTP/2 flow control bounds the DATA a
-        # provider may send before we acknowledge it, and the rest are a handful of events.
-        self._streams: dict[int, trio.MemorySendChannel[StreamEvent]] = {}
+        # Each open stream's event handler, called synchronously from the reader (no task
+        # or channel per call: bench/RESULTS.md).
+        self._streams: dict[int, StreamHandler] = {}
         self._outbox = Outbox(stream, self.codec.data_to_send)
         self._closed: str | None = None
         self._goaway = False
@@ -74,23 +74,21 @@ class H2Upstream:
         return len(self._streams)
 
     def open_stream(
-        self, headers: list[tuple[bytes, bytes]], end_stream: bool
-    ) -> tuple[int, trio.MemoryReceiveChannel[StreamEvent]]:
-        """Send a request header block on a new stream; return its id and event channel."""
+        self, headers: list[tuple[bytes, bytes]], end_stream: bool, handler: StreamHandler
+    ) -> int:
+        """Send a request header block on a new stream; ``handler`` gets its events
+        (synchronously, on the reader task) until it ends or :meth:`forget`."""
         if not self.usable:
             raise UpstreamDied(f"provider {self.address} takes no new streams")
         stream_id = self.codec.get_next_available_stream_id()
-        send, receive = trio.open_memory_channel[StreamEvent](math.inf)
-        self._streams[stream_id] = send
+        self._streams[stream_id] = handler
         self.codec.send_headers(stream_id, headers, end_stream)
         self.kick()
-        return stream_id, receive
+        return stream_id
 
     def forget(self, stream_id: int) -> None:
         """The call is over: stop delivering events for ``stream_id``."""
-        send = self._streams.pop(stream_id, None)
-        if send is not None:
-            send.close()
+        self._streams.pop(stream_id, None)
 
     def kick(self) -> None:
         """Something was queued on the codec: send it (at once when the socket has room,
@@ -154,8 +152,8 @@ class H2Upstream:
             self._goaway = True  # refused streams already got StreamReset(REFUSED_STREAM)
         elif isinstance(event, WindowUpdated) and event.stream_id == 0:
             # The connection window opened: any stream may have sent held data.
-            for channel in list(self._streams.values()):
-                channel.send_nowait(event)
+            for handler in list(self._streams.values()):
+                handler(event)
         elif isinstance(
             event,
             ResponseReceived
@@ -165,11 +163,15 @@ class H2Upstream:
             | StreamReset
             | WindowUpdated,
         ):
-            send = self._streams.get(event.stream_id)
-            if send is not None:
-                send.send_nowait(event)
+            target = self._streams.get(event.stream_id)
+            if target is not None:
                 if isinstance(event, StreamEnded | StreamReset):
                     self.forget(event.stream_id)
+                target(event)
+            elif isinstance(event, DataReceived):
+                # DATA for a call that is over (cancelled, timed out): nobody will take it,
+                # but the connection window must get the bytes back or it leaks shut.
+                self.codec.acknowledge_received_data(event.stream_id, len(event.data))
         # PING / SETTINGS are answered by the codec; ConnectionTerminated is handled after
         # the read (the codec is then terminated).
 
@@ -177,6 +179,6 @@ class H2Upstream:
         if self._closed is None:
             self._closed = reason
         streams, self._streams = self._streams, {}
-        for send in streams.values():
-            send.send_nowait(UpstreamLost(reason))
-            send.close()
+        lost = UpstreamLost(reason)
+        for handler in streams.values():
+            handler(lost)

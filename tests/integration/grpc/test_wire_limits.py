@@ -7,6 +7,8 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
+import grpc
+import pytest
 import trio
 import trustme
 from hyperframe.frame import GoAwayFrame, SettingsFrame
@@ -112,3 +114,17 @@ async def test_a_trickled_header_block_is_closed_at_the_request_headers_timeout(
         assert closed, "a trickled header block keeps the connection open indefinitely"
         errors = stack.proxy.grpc.stats.connection_errors
         assert errors.get("request-headers-timeout") == 1
+
+
+async def test_the_upstream_connection_window_gets_every_byte_back() -> None:
+    """R11 accounting: after many calls (and a cancelled one) the provider connection's
+    receive window is whole again; a leak would shut the connection after ~1 MiB."""
+    async with running_grpc_stack() as stack:
+        for _ in range(30):
+            assert len(await stack.call("Size", b"10000")) == 10_000
+        with pytest.raises(grpc.RpcError):
+            await stack.call("Sleep", b"300", deadline_s=0.05)  # ends before its answer
+        await trio.sleep(0.4)  # the late answer's DATA (if any) has arrived by now
+        (upstream,) = stack.proxy.grpc_pool.connections().values()
+        window = upstream.codec._conn_in
+        assert window.available + window.unacked == window.target
