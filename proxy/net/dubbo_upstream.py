@@ -10,9 +10,9 @@ flight on it fails at once with :class:`UpstreamDied` (TESTS.md R2). Measured in
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 import trio
 
@@ -27,6 +27,7 @@ from proxy.codecs.dubbo import (
 )
 from proxy.errors import LanewayError, UpstreamDied, UpstreamTimeout
 from proxy.net.outbox import Outbox, batched, defer
+from proxy.net.timer import Deadline, DeadlineTimer
 
 RECEIVE_SIZE = 64 * 1024
 # why: one read drains many pipelined responses; larger buffers only cost memory per connection.
@@ -64,11 +65,9 @@ class UpstreamConnection:
         self.address = address
         self._stream = stream
         self._codec = ClientConnection()
-        self._pending: dict[int, Completion] = {}
-        self._deadlines: list[tuple[float, int]] = []  # heap; entries of finished calls linger
+        self._pending: dict[int, tuple[Completion, Deadline]] = {}
+        self._timer = DeadlineTimer(tick=DEADLINE_TICK, park_after=TIMER_PARK_AFTER)
         self._outbox = Outbox(stream, self._codec.data_to_send)
-        self._timer_parked = False
-        self._wake_timer = trio.Event()
         self._heartbeat_interval = heartbeat_interval
         self._idle_timeout = idle_timeout
         self._on_readonly = on_readonly
@@ -94,10 +93,8 @@ class UpstreamConnection:
         if self._closed is not None:
             raise self._closed
         request_id = self._codec.send_request(frame, dubbo_version)
-        if self._timer_parked:
-            self._wake_timer.set()  # idle -> busy: the timer starts ticking
-        self._pending[request_id] = on_done
-        heapq.heappush(self._deadlines, (deadline, request_id))
+        expiry = self._timer.add(deadline, partial(self._expire, request_id))
+        self._pending[request_id] = (on_done, expiry)
         self._push()
         return request_id
 
@@ -110,7 +107,9 @@ class UpstreamConnection:
 
     def abandon(self, request_id: int) -> None:
         """The caller went away: free the slot; a late response is discarded and counted."""
-        if self._pending.pop(request_id, None) is not None:
+        entry = self._pending.pop(request_id, None)
+        if entry is not None:
+            entry[1].cancel()
             self._codec.forget(request_id)
 
     def close(self) -> None:
@@ -125,7 +124,7 @@ class UpstreamConnection:
             try:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._guarded, self._outbox.run)
-                    nursery.start_soon(self._guarded, self._timer)
+                    nursery.start_soon(self._guarded, self._timer.run)
                     nursery.start_soon(self._guarded, self._keepalive)
                     task_status.started()
                     await self._guarded(self._reader)
@@ -161,9 +160,10 @@ class UpstreamConnection:
         """Complete calls from one read's events; True when the provider closed."""
         for event in events:
             if isinstance(event, ResponseReceived):
-                on_done = self._pending.pop(event.response.request_id, None)
-                if on_done is not None:
-                    on_done(event.response, None)
+                entry = self._pending.pop(event.response.request_id, None)
+                if entry is not None:
+                    entry[1].cancel()
+                    entry[0](event.response, None)
             elif isinstance(event, StrayResponse):
                 self.stats.stray_responses += 1
             elif isinstance(event, ReadOnlyReceived):
@@ -192,28 +192,13 @@ class UpstreamConnection:
             self._fail(UpstreamDied(f"connection to provider {self.address} broke: {exc}"))
             self._cancel.cancel()
 
-    async def _timer(self) -> None:
-        """Expire calls past their deadline. Ticks while the connection is in use and parks
-        after TIMER_PARK_AFTER of idleness (waking it per call would cost a task switch)."""
-        while True:
-            if not self._pending and trio.current_time() - self._last_used > TIMER_PARK_AFTER:
-                self._deadlines.clear()
-                self._wake_timer = trio.Event()
-                self._timer_parked = True
-                await self._wake_timer.wait()
-                self._timer_parked = False
-            await trio.sleep(DEADLINE_TICK)
-            now = trio.current_time()
-            heap = self._deadlines
-            while heap and heap[0][0] <= now:
-                _, request_id = heapq.heappop(heap)
-                on_done = self._pending.pop(request_id, None)
-                if on_done is not None:
-                    self._codec.forget(request_id)
-                    self.stats.timeouts += 1
-                    on_done(
-                        None, UpstreamTimeout(f"provider {self.address} did not answer in time")
-                    )
+    def _expire(self, request_id: int) -> None:
+        """The timer found ``request_id`` past its deadline."""
+        entry = self._pending.pop(request_id, None)
+        if entry is not None:
+            self._codec.forget(request_id)
+            self.stats.timeouts += 1
+            entry[0](None, UpstreamTimeout(f"provider {self.address} did not answer in time"))
 
     async def _keepalive(self) -> None:
         """Heartbeat an idle connection; close it when it stays unused past the idle limit."""
@@ -235,5 +220,6 @@ class UpstreamConnection:
         if self._closed is None:
             self._closed = error
         pending, self._pending = self._pending, {}
-        for on_done in pending.values():
+        for on_done, expiry in pending.values():
+            expiry.cancel()
             on_done(None, error)
