@@ -21,7 +21,7 @@ from proxy.net.pool import UpstreamPool
 from proxy.observe import NO_OBSERVER, CallObserver, CallScope
 from proxy.registry.model import ServiceKey
 from proxy.router import Candidate, Router
-from routing import Decision, RouteTable, baggage_member
+from routing import Decision, RouteTable, baggage_member, with_baggage_member
 
 DUBBO_PROTOCOLS = ("dubbo",)
 MAX_CONNECT_RETRIES = 2
@@ -67,13 +67,7 @@ def tag_updates(table: RouteTable, tag: str, attachments: Mapping[str, object]) 
         raw = attachments.get("baggage")
         current = raw if isinstance(raw, str) else ""
         if baggage_member(current, carriers.baggage) != tag:
-            members = [
-                m
-                for m in current.split(",")
-                if m.strip() and m.split("=", 1)[0].strip() != carriers.baggage
-            ]
-            members.append(f"{carriers.baggage}={tag}")
-            updates["baggage"] = ",".join(members)
+            updates["baggage"] = with_baggage_member(current, carriers.baggage, tag)
     return updates
 
 

@@ -53,7 +53,7 @@ from proxy.net.timer import Deadline, DeadlineTimer
 from proxy.observe import NO_OBSERVER, CallObserver, CallScope
 from proxy.registry.model import ServiceKey
 from proxy.router import Candidate, Router
-from routing import Decision, RouteTable, baggage_member
+from routing import Decision, RouteTable, baggage_member, with_baggage_member
 
 GRPC_PROTOCOLS = ("grpc", "tri")
 """Registry protocols that speak gRPC over HTTP/2 (Triple is wire-compatible)."""
@@ -225,16 +225,9 @@ def _tag_headers(table: RouteTable, tag: str | None, call: Call) -> list[tuple[b
             out.append((name.lower().encode("latin-1"), tag.encode("latin-1")))
     if carriers.baggage:
         current = call.meta("baggage") or ""
-        if baggage_member(current, carriers.baggage) == tag:
-            out.append((b"baggage", current.encode("latin-1")))
-        else:
-            members = [
-                m
-                for m in current.split(",")
-                if m.strip() and m.split("=", 1)[0].strip() != carriers.baggage
-            ]
-            members.append(f"{carriers.baggage}={tag}")
-            out.append((b"baggage", ",".join(members).encode("latin-1")))
+        if baggage_member(current, carriers.baggage) != tag:
+            current = with_baggage_member(current, carriers.baggage, tag)
+        out.append((b"baggage", current.encode("latin-1")))
     return out
 
 

@@ -12,7 +12,14 @@ from routing.pick import pick_weighted, usable
 from routing.problems import Problem, RoutesError, Severity
 from routing.providers import load_providers, loads_providers, static_view
 from routing.table import RouteTable
-from routing.views import CallLike, CallView, Endpoint, ProviderLike, baggage_member
+from routing.views import (
+    CallLike,
+    CallView,
+    Endpoint,
+    ProviderLike,
+    baggage_member,
+    with_baggage_member,
+)
 
 __all__ = [
     "CallLike",
@@ -36,4 +43,5 @@ __all__ = [
     "pick_weighted",
     "static_view",
     "usable",
+    "with_baggage_member",
 ]

@@ -139,3 +139,15 @@ def baggage_member(header: str, key: str) -> str | None:
         if sep and name.strip() == key:
             return unquote(value.strip(), errors="replace")
     return None
+
+
+def with_baggage_member(header: str, key: str, value: str) -> str:
+    """``header`` (a W3C ``baggage`` value) with member ``key`` set to ``value``: other
+    members kept in order, any previous ``key`` member dropped, the new one appended."""
+    members = [
+        member
+        for member in header.split(",")
+        if member.strip() and member.split("=", 1)[0].strip() != key
+    ]
+    members.append(f"{key}={value}")
+    return ",".join(members)

@@ -59,3 +59,12 @@ def test_static_view_groups_by_env_and_filters() -> None:
     assert [p.address for p in view["main"]] == ["h:1"]
     assert view["dev"][0].healthy is False and view["dev"][0].weight == 5
     assert len(static_view(providers, "S")["main"]) == 2
+
+
+def test_with_baggage_member_replaces_the_member_and_keeps_the_rest() -> None:
+    from routing import baggage_member, with_baggage_member
+
+    header = with_baggage_member("user=7, env=old ,trace=x", "env", "feature-1")
+    assert header == "user=7,trace=x,env=feature-1"
+    assert baggage_member(header, "env") == "feature-1"
+    assert with_baggage_member("", "env", "main") == "env=main"
