@@ -161,13 +161,18 @@ class DubboCall:
             self._fail(exc)
 
     def abandon(self) -> None:
-        """The consumer went away: free the upstream slot; the reply is never sent."""
+        """The consumer went away: free the upstream slot (or the reservation of a call
+        still connecting, whose task is being cancelled); the reply is never sent."""
         if self.upstream is not None:
             self.upstream.abandon(self.upstream_id)
             self.upstream = None
             self.fwd.router.health.finished(self.address, ok=True, now=trio.current_time())
             self.address = ""
-            self.scope.finished(int(DubboStatus.CLIENT_ERROR), "the consumer went away")
+        elif self.address:
+            self._release()
+        else:
+            return
+        self.scope.finished(int(DubboStatus.CLIENT_ERROR), "the consumer went away")
 
     def _decide(self, exclude: set[str]) -> tuple[Candidate, bytes]:
         fwd = self.fwd

@@ -171,3 +171,32 @@ async def test_one_way_calls_are_forwarded_and_counted() -> None:
         assert stack.proxy.forwarder.stats.oneway == 10
         assert (await stack.call(client=client)).ok  # the connection is still in step
         await client.aclose()
+
+
+async def test_a_consumer_that_leaves_while_its_provider_is_connecting_frees_the_slot() -> None:
+    """The slow path (connect in progress) is cleaned up like an in-flight call."""
+    async with running_stack() as stack:
+        connecting = trio.Event()
+
+        async def never_connects(address: str) -> trio.abc.Stream:
+            connecting.set()
+            await trio.sleep_forever()
+            raise AssertionError("unreachable")
+
+        stack.proxy.pool.add_dialer("stuck", never_connects)
+        key = ServiceKey.of(GREETER, "1.0.0")
+        for provider in list(stack.proxy.registry.snapshot(key)["main"]):
+            await stack.proxy.registry.unpublish(key, provider)
+        await stack.proxy.registry.publish(key, Provider(address="stuck:1", source="registry"))
+        client = await stack.client()
+
+        async def call() -> None:
+            await stack.call(client=client)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(call)
+            await connecting.wait()
+            assert stack.proxy.health.in_flight("stuck:1") == 1
+            await client.aclose()  # the consumer leaves while laneway is connecting
+            await until(lambda: stack.proxy.health.in_flight("stuck:1") == 0)
+            nursery.cancel_scope.cancel()
