@@ -59,6 +59,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from bench.harness import BenchError, rotated, wait_ready_line
 from proxy.codecs.dubbo import HEADER_LENGTH, encode_request
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,10 +93,6 @@ def process_of(target: str) -> str:
     return "provider" if target == "direct" else PROCESS.get(target, target)
 
 
-class BenchError(RuntimeError):
-    """The benchmark could not run (a process did not start, a call failed)."""
-
-
 # -- processes -------------------------------------------------------------------------------
 
 
@@ -116,19 +113,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def _wait_ready_line(proc: subprocess.Popen[bytes], out: Path, pattern: str, name: str) -> str:
-    regex = re.compile(pattern)
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        match = regex.search(out.read_text(errors="replace"))
-        if match:
-            return match.group(1)
-        if proc.poll() is not None:
-            break
-        time.sleep(0.02)
-    raise BenchError(f"{name} did not start; its output is in {out.parent}")
 
 
 def _wait_listening(proc: subprocess.Popen[bytes], port: int, name: str, logs: Path) -> None:
@@ -161,7 +145,7 @@ class Fleet:
     def start_python(self, name: str, module: str, args: Sequence[str], pattern: str) -> Service:
         proc, out = self._spawn(name, [sys.executable, "-m", module, *args])
         self.services[name] = Service(name, proc, "")
-        address = _wait_ready_line(proc, out, pattern, name)
+        address = wait_ready_line(proc, out, pattern, name)
         self.services[name].address = address
         return self.services[name]
 
@@ -503,11 +487,6 @@ class TargetResult:
             return float("nan")
         index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
         return ordered[index] / 1000
-
-
-def rotated(items: Sequence[str], k: int) -> list[str]:
-    k %= len(items)
-    return [*items[k:], *items[:k]]
 
 
 def run(args: argparse.Namespace, fleet: Fleet) -> dict[str, TargetResult]:

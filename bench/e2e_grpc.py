@@ -65,6 +65,7 @@ from pathlib import Path
 import grpc
 
 from bench.grpc_upstream import MESSAGE_SIZE, message_for
+from bench.harness import BenchError, rotated, wait_ready_line
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
@@ -90,10 +91,6 @@ H2LOAD_SLACK = 30.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 TARGETS = ("direct", "laneway", "nginx", "haproxy")
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not run (a process did not start, a call failed)."""
 
 
 def say(text: str) -> None:
@@ -166,19 +163,6 @@ def _binary(name: str) -> str:
     return binary
 
 
-def _wait_ready_line(proc: subprocess.Popen[bytes], out: Path, pattern: str, name: str) -> str:
-    regex = re.compile(pattern)
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        match = regex.search(out.read_text(errors="replace"))
-        if match:
-            return match.group(1)
-        if proc.poll() is not None:
-            break
-        time.sleep(0.02)
-    raise BenchError(f"{name} did not start; its output is in {out.parent}")
-
-
 def _wait_listening(proc: subprocess.Popen[bytes], ports: Sequence[int], name: str) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     waiting = list(ports)
@@ -213,7 +197,7 @@ class Fleet:
         args = [f"--env={env}=127.0.0.1:0" for env in ENVS]
         proc, out = self._spawn("upstream", [sys.executable, "-m", "bench.grpc_upstream", *args])
         service = self.services["upstream"] = Service("upstream", proc)
-        line = _wait_ready_line(proc, out, r"upstream ready: (.+)\n", "upstream")
+        line = wait_ready_line(proc, out, r"upstream ready: (.+)\n", "upstream")
         service.addresses = dict(part.split("=", 1) for part in line.split())
         return service
 
@@ -248,7 +232,7 @@ class Fleet:
             "laneway", [sys.executable, "-m", "proxy", "serve", "--config", str(config)]
         )
         service = self.services["laneway"] = Service("laneway", proc)
-        service.address = _wait_ready_line(proc, out, r"laneway ready: .*grpc=(\S+)", "laneway")
+        service.address = wait_ready_line(proc, out, r"laneway ready: .*grpc=(\S+)", "laneway")
         return service
 
     def _nginx_conf(self, name: str, template: Path, values: dict[str, str]) -> Path:
@@ -543,11 +527,6 @@ class TargetResult:
 
 def group_of(target: str) -> str:
     return "upstream" if target == "direct" else target
-
-
-def rotated(items: Sequence[str], k: int) -> list[str]:
-    k %= len(items)
-    return [*items[k:], *items[:k]]
 
 
 def start_all(args: argparse.Namespace, fleet: Fleet) -> dict[str, str]:

@@ -1,0 +1,34 @@
+"""Plumbing shared by the end-to-end benchmarks (``bench/e2e_dubbo.py``, ``bench/e2e_grpc.py``)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+READY_TIMEOUT = 30.0
+# why: a cold process on a busy 2-core machine can take seconds to print its ready line.
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not run (a process did not start, a call failed)."""
+
+
+def wait_ready_line(proc: subprocess.Popen[bytes], out: Path, pattern: str, name: str) -> str:
+    regex = re.compile(pattern)
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        match = regex.search(out.read_text(errors="replace"))
+        if match:
+            return match.group(1)
+        if proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    raise BenchError(f"{name} did not start; its output is in {out.parent}")
+
+
+def rotated(items: Sequence[str], k: int) -> list[str]:
+    k %= len(items)
+    return [*items[k:], *items[:k]]
