@@ -17,6 +17,8 @@ import socket
 
 import trio
 
+DEFAULT_RECEIVE_SIZE = 64 * 1024
+# why: when the caller names no size, one read may hold many frames; more only costs memory.
 LISTEN_BACKLOG = 1024
 # why: bursts of connects (tests, a restarted fleet) must not be refused by a short queue.
 
@@ -33,7 +35,7 @@ class RawSocketStream(trio.abc.Stream):
         self._read_ahead = False  # the last read filled the buffer: try before waiting
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        size = max_bytes or 65536
+        size = max_bytes or DEFAULT_RECEIVE_SIZE
         if self._closed:
             raise trio.ClosedResourceError("the stream is closed")
         if not self._read_ahead:
