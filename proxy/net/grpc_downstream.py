@@ -32,6 +32,7 @@ from proxy.codecs.grpc.events import (
     TrailersReceived,
     WindowUpdated,
 )
+from proxy.codecs.grpc.limits import SOFT_UNFLUSHED_BYTES
 from proxy.grpc_forward import DONE as _DONE
 from proxy.grpc_forward import DownstreamEvent, GrpcCall, GrpcForwarder
 from proxy.net.listener import Listener
@@ -41,8 +42,6 @@ from proxy.net.timer import DeadlineTimer
 
 RECEIVE_SIZE = 64 * 1024
 # why: one read holds many frames; the codec bounds what a peer can make us buffer.
-SOFT_UNFLUSHED_BYTES = 32 * 1024
-# why: Envoy's edge buffer: past this we stop reading from the peer until it drains.
 DEADLINE_TICK = 0.005
 # why: call deadlines are checked on a tick, not with a timer per call; gRPC deadlines are
 # in milliseconds, and 5 ms of slack is invisible next to them.

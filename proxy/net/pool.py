@@ -157,7 +157,3 @@ class UpstreamPool(Generic[C]):
     def add_dialer(self, scheme: str, dialer: Dialer) -> None:
         """Route addresses ``scheme:...`` through ``dialer`` (e.g. the tunnel server)."""
         self._dialers[scheme] = dialer
-
-    def close_all(self) -> None:
-        for conn in list(self._conns.values()):
-            conn.close()

@@ -43,15 +43,13 @@ from proxy.codecs.grpc.events import (
     StreamReset,
     WindowUpdated,
 )
-from proxy.codecs.grpc.limits import H2Limits
+from proxy.codecs.grpc.limits import SOFT_UNFLUSHED_BYTES, H2Limits
 
 RECEIVE_SIZE = 64 * 1024
 # why: one read drains many frames; the HTTP/2 windows bound what can be in flight anyway.
 SEND_HIGH_WATER = 64 * 1024
 # why: a sender may get one stream window ahead of the peer; beyond that it waits (no
 # unbounded queue of held DATA inside the codec).
-SOFT_UNFLUSHED_BYTES = 32 * 1024
-# why: Envoy edge soft limit: stop producing while the socket has this much unwritten.
 HEARTBEAT_MISSES = 3
 # why: TESTS.md T8 / Dubbo / Telepresence: three silent heartbeats make a dead peer.
 GOAWAY_FLUSH_SECONDS = 0.2
