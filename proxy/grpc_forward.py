@@ -241,6 +241,34 @@ class _Mode(enum.Enum):
 class GrpcCall:
     """One relayed stream, driven by callbacks from both connections and the timer."""
 
+    __slots__ = (
+        "address",
+        "call",
+        "deadline",
+        "down",
+        "down_id",
+        "fwd",
+        "headers",
+        "held",
+        "local_info",
+        "local_messages",
+        "local_request",
+        "message",
+        "mode",
+        "request_ended",
+        "request_sizes",
+        "response_sizes",
+        "response_started",
+        "scope",
+        "slow",
+        "status",
+        "to_client",
+        "to_provider",
+        "up_conn",
+        "up_id",
+        "upstream",
+    )
+
     def __init__(self, fwd: GrpcForwarder, down: Downstream, stream_id: int, ended: bool) -> None:
         self.fwd = fwd
         self.down = down
@@ -263,7 +291,7 @@ class GrpcCall:
         self.to_provider: _Pipe | None = None
         self.to_client: _Pipe | None = None
         self.local_info: CallInfo | None = None
-        self.local_request = MessageDecoder(fwd.max_message)
+        self.local_request: MessageDecoder | None = None  # LOCAL mode only
         self.local_messages: list[bytes] = []
         self.call: Call | None = None
         self.headers: tuple[tuple[bytes, bytes], ...] = ()
@@ -281,6 +309,7 @@ class GrpcCall:
         if local is not None and local.handles(info.service):
             self.mode = _Mode.LOCAL
             self.local_info = info
+            self.local_request = MessageDecoder(fwd.max_message)
             if self.request_ended:
                 self._answer_local()
             return
@@ -541,6 +570,7 @@ class GrpcCall:
 
     def _on_local(self, event: DataReceived | StreamEnded | WindowUpdated) -> None:
         if isinstance(event, DataReceived):
+            assert self.local_request is not None
             try:
                 self.local_messages.extend(m.payload for m in self.local_request.feed(event.data))
             except LanewayError as exc:

@@ -51,6 +51,12 @@ class HostHealth:
         self._max = max_ejection
         self._fraction = max_ejected_fraction
         self.ejections_total = 0
+        #: Bumped whenever a host's ``usable`` answer may change other than by the clock
+        #: (an ejection, a READONLY change): callers may cache answers per epoch.
+        self.epoch = 0
+        #: The latest ``ejected_until`` of any host: from then on no ejection is running,
+        #: and ``usable`` no longer depends on ``now``.
+        self.ejections_end = 0.0
 
     def state(self, address: str) -> HostState:
         host = self._hosts.get(address)
@@ -94,6 +100,8 @@ class HostHealth:
             self.ejections_total += 1
             host.consecutive_failures = 0
             host.ejected_until = now + min(self._max, self._base * host.ejections)
+            self.ejections_end = max(self.ejections_end, host.ejected_until)
+            self.epoch += 1
 
     def connect_failed(self, address: str, now: float) -> None:
         """Count a failed connect like a failed call (without an in-flight slot)."""
@@ -101,7 +109,14 @@ class HostHealth:
         self.finished(address, ok=False, now=now)
 
     def set_readonly(self, address: str, readonly: bool) -> None:
-        self.state(address).readonly = readonly
+        host = self.state(address)
+        if host.readonly != readonly:
+            host.readonly = readonly
+            self.epoch += 1
+
+    def stable(self, now: float) -> bool:
+        """True when ``usable`` answers depend on the epoch only (no ejection running)."""
+        return now >= self.ejections_end
 
     def _may_eject(self, now: float) -> bool:
         known = len(self._hosts)

@@ -21,6 +21,9 @@ from routing import Decision, RouteTable, pick_weighted
 TUNNEL_SOURCE = "tunnel"
 DEFAULT_TUNNEL_MAX_CALLS = 100
 # why: TESTS.md §8's per-tunnel cap; laneway.yaml's tunnel.max_calls overrides it.
+MAX_CACHED_CANDIDATES = 16_384
+# why: one entry per (service, protocols) that has providers; the registry bounds that
+# (13k services in bench/), and a full cache is simply cleared.
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,13 @@ class Router:
         self._rng = rng if rng is not None else random.Random()
         self.panics = 0
         self.tunnel_max_calls = tunnel_max_calls
+        # (key, protocols) -> (lanes, health epoch, candidates): rebuilding the candidates
+        # cost ~6 us per call; they change only with the lanes object (the registry and
+        # Lookup replace it on change) or the hosts' health (HostHealth.epoch).
+        self._cache: dict[
+            tuple[ServiceKey, tuple[str, ...]],
+            tuple[Lanes, int, dict[str, tuple[Candidate, ...]]],
+        ] = {}
 
     @property
     def table(self) -> RouteTable:
@@ -80,18 +90,26 @@ class Router:
     def candidates(
         self,
         key: ServiceKey,
-        protocols: Collection[str],
+        protocols: tuple[str, ...],
         exclude: Collection[str] = (),
         *,
         panic: bool = False,
     ) -> dict[str, tuple[Candidate, ...]]:
         """The service's providers speaking one of ``protocols``, by env, with health;
         addresses in ``exclude`` (already failed for this call) count as unhealthy. In
-        ``panic`` mode outlier ejection is ignored (READONLY hosts stay out)."""
+        ``panic`` mode outlier ejection is ignored (READONLY hosts stay out). The result
+        may be shared with other calls: read it, never change it."""
         now = self._clock()
-        usable = self.health.usable_in_panic if panic else self.health.usable
+        lanes = self._lanes_of(key)
+        health = self.health
+        cacheable = not exclude and not panic and health.stable(now)
+        if cacheable:
+            cached = self._cache.get((key, protocols))
+            if cached is not None and cached[0] is lanes and cached[1] == health.epoch:
+                return cached[2]
+        usable = health.usable_in_panic if panic else health.usable
         out: dict[str, tuple[Candidate, ...]] = {}
-        for env, providers in self._lanes_of(key).items():
+        for env, providers in lanes.items():
             lane = tuple(
                 Candidate(
                     p.address,
@@ -105,6 +123,10 @@ class Router:
             )
             if lane:
                 out[env] = lane
+        if cacheable and out:
+            if len(self._cache) >= MAX_CACHED_CANDIDATES:
+                self._cache.clear()
+            self._cache[(key, protocols)] = (lanes, health.epoch, out)
         return out
 
     def route(self, call: Call, exclude: Collection[str] = ()) -> Decision[Candidate]:

@@ -96,18 +96,27 @@ class Lookup:
     def __init__(self, registry: RegistryBackend) -> None:
         self._registry = registry
         self._static: dict[ServiceKey, Lanes] = {}
+        # key -> (live lanes, merged lanes): the same object back while the registry's
+        # view is unchanged, so callers can cache by identity (Router.candidates). Only
+        # keys of the routes file are merged, so the routes file bounds this.
+        self._merged: dict[ServiceKey, tuple[Lanes, Lanes]] = {}
 
     def set_table(self, table: RouteTable) -> None:
         self._static = static_lanes(table)
+        self._merged = {}
 
     def __call__(self, key: ServiceKey) -> Lanes:
         live = self._registry.snapshot(key)
         static = self._static.get(key)
         if not static:
             return live
+        known = self._merged.get(key)
+        if known is not None and known[0] is live:
+            return known[1]
         merged = dict(live)
         for env, providers in static.items():
             merged[env] = providers + tuple(live.get(env, ()))
+        self._merged[key] = (live, merged)
         return merged
 
 

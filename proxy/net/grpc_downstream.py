@@ -1,9 +1,11 @@
 """The gRPC / Triple listener (HTTP/2 cleartext, prior knowledge) and its connections.
 
 Tree: ``GrpcFrontend.run`` owns the listeners and a handler nursery; each connection's
-``serve`` owns a writer task and one relay task per stream (the codec bounds concurrent
-streams to MAX_CONCURRENT_STREAMS). A read is fully processed by the codec before any
-relay starts, so a HEADERS + RST_STREAM pair in one read starts nothing (TESTS.md H2).
+``serve`` owns a writer task and the deadline timer; calls are driven by callbacks
+(``proxy.grpc_forward``), with a short task only for a call whose provider connection must
+be opened first (the codec bounds concurrent streams to MAX_CONCURRENT_STREAMS). A read is
+fully processed by the codec before any call starts, so a HEADERS + RST_STREAM pair in one
+read starts nothing (TESTS.md H2).
 Drain: GOAWAY(2^31-1) + PING, then the final GOAWAY with the last stream id seen; streams
 in flight finish within the drain timeout.
 """
@@ -92,6 +94,8 @@ class H2Downstream:
         self._outbox = Outbox(stream, self.codec.data_to_send)
         self.timer = DeadlineTimer(tick=DEADLINE_TICK, park_after=TIMER_PARK_AFTER)
         self._reading = trio.CancelScope()
+        self._read_scope: trio.CancelScope | None = None  # the read loop's deadline
+        self._partial_since: float | None = None  # when the current incomplete input began
 
     def kick(self) -> None:
         """Something was queued on the codec: send it (at once when the socket has room,
@@ -118,6 +122,8 @@ class H2Downstream:
         """A call ended: deliver it no more events."""
         if self._calls.pop(stream_id, None) is not None:
             self._frontend.stream_done()
+            if not self._calls and self._read_scope is not None:
+                self._read_scope.deadline = self._read_deadline()  # idle from now on
 
     async def serve(self) -> None:
         try:
@@ -146,35 +152,52 @@ class H2Downstream:
         self.codec.ping(DRAIN_PING)
         self.kick()
 
-    async def _read_loop(self, nursery: trio.Nursery) -> None:
+    def _read_deadline(self) -> float:
+        """When the read loop gives up waiting: idle (no call open) or a frame or header
+        block trickling in (slowloris, H8); never while calls are open and input is whole."""
         limits = self._frontend.limits
-        partial_since: float | None = None  # when the current incomplete input started
+        deadline = trio.current_time() + limits.idle_timeout if not self._calls else math.inf
+        if self._partial_since is not None:
+            deadline = min(deadline, self._partial_since + limits.request_headers_timeout)
+        return deadline
+
+    async def _read_loop(self, nursery: trio.Nursery) -> None:
+        # One cancel scope for the whole loop, its deadline moved as the connection's state
+        # changes (here after each read, and in stream_done when the last call ends): a
+        # scope per read cost ~5 us. Only the receive is a checkpoint inside it, so a
+        # deadline can never interrupt a flush halfway.
         while True:
-            data: bytes | None = None
-            now = trio.current_time()
-            deadline = now + limits.idle_timeout if not self._calls else math.inf
-            if partial_since is not None:
-                deadline = min(deadline, partial_since + limits.request_headers_timeout)
-            with trio.move_on_at(deadline):
-                data = bytes(await self._stream.receive_some(RECEIVE_SIZE))
-            if data is None:
-                if partial_since is not None and trio.current_time() >= deadline:
+            scope = self._read_scope = trio.CancelScope(deadline=self._read_deadline())
+            flush = False
+            with scope:
+                while True:
+                    data = bytes(await self._stream.receive_some(RECEIVE_SIZE))
+                    if not data:
+                        return
+                    with batched():  # everything these events make us send: one write
+                        events = self.codec.receive_data(data, trio.current_time())
+                        if self._handle(events, nursery):
+                            return
+                    if not self.codec.input_pending:
+                        self._partial_since = None
+                    elif self._partial_since is None:
+                        self._partial_since = trio.current_time()
+                    deadline = self._read_deadline()
+                    if deadline != scope.deadline:
+                        scope.deadline = deadline
+                    # Backpressure: stop reading while the peer is not taking our bytes
+                    # (the flush runs outside this scope).
+                    if self.codec.unflushed_bytes + self._outbox.backlog > SOFT_UNFLUSHED_BYTES:
+                        flush = True
+                        break
+            self._read_scope = None
+            if scope.cancelled_caught:
+                if self._partial_since is not None and trio.current_time() >= scope.deadline:
                     # A frame or header block trickled in too slowly (slowloris, H8).
                     self._frontend.count_error("request-headers-timeout")
                 self.codec.goaway(ErrorCode.NO_ERROR)
                 return
-            if not data:
-                return
-            with batched():  # everything these events make us send: one write
-                done = self._handle(self.codec.receive_data(data, trio.current_time()), nursery)
-            if done:
-                return
-            if not self.codec.input_pending:
-                partial_since = None
-            elif partial_since is None:
-                partial_since = trio.current_time()
-            # Backpressure: do not read more while the peer is not taking our bytes.
-            if self.codec.unflushed_bytes + self._outbox.backlog > SOFT_UNFLUSHED_BYTES:
+            if flush:
                 await self._outbox.flush()
 
     def _handle(self, events: list[Event], nursery: trio.Nursery) -> bool:
@@ -239,9 +262,12 @@ class GrpcFrontend:
             self._serve_one, max_connections=limits.max_connections, counters=self.stats
         )
         self._idle = trio.Event()
+        self._draining = False
 
     def stream_done(self) -> None:
-        if not any(c.active_streams for c in self._connections):
+        # Only a drain waits for the last stream; scanning every connection per finished
+        # call would cost O(connections) on the hot path.
+        if self._draining and not any(c.active_streams for c in self._connections):
             self._idle.set()
 
     async def run(
@@ -292,6 +318,7 @@ class GrpcFrontend:
         """Stop accepting, GOAWAY every client (graceful, two steps), and return once no
         stream is in flight. The caller bounds it with the drain timeout."""
         self._listener.stop_accepting()
+        self._draining = True
         for conn in list(self._connections):
             conn.begin_drain()
         while any(c.active_streams for c in self._connections):

@@ -35,6 +35,12 @@ PROTOCOLS = frozenset({"dubbo", "tri", "grpc"})
 # conservative token so every carrier can hold them unescaped.
 _ENV_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 MAX_ENV_LENGTH = 63  # why: fits a DNS label, the strictest place an env name ends up
+_BAD_INTERFACE = re.compile(r"[/:?&= \t\r\n]").search
+MAX_CACHED_KEYS = 4_096
+# why: ServiceKey.of runs once per proxied call with the same few (interface, version,
+# group) triples; remembering them saves ~2 us a call. Callers choose the names, so the
+# memo is bounded (a full memo is simply cleared).
+_keys: dict[tuple[str, str | None, str | None], ServiceKey] = {}
 
 
 class InvalidRegistration(ValueError):
@@ -71,9 +77,18 @@ class ServiceKey:
     @classmethod
     def of(cls, interface: str, version: str | None = None, group: str | None = None) -> ServiceKey:
         """Build a normalised key. Raises ``InvalidRegistration`` on an empty interface."""
-        if not interface or any(c in interface for c in "/:?&= \t\r\n"):
+        asked = (interface, version, group)
+        key = _keys.get(asked)
+        if key is not None and cls is ServiceKey:
+            return key
+        if not interface or _BAD_INTERFACE(interface):
             raise InvalidRegistration(f"invalid interface name {interface!r}")
-        return cls(interface, normalize_version(version), normalize_group(group))
+        key = cls(interface, normalize_version(version), normalize_group(group))
+        if cls is ServiceKey:
+            if len(_keys) >= MAX_CACHED_KEYS:
+                _keys.clear()
+            _keys[asked] = key
+        return key
 
     @classmethod
     def parse(cls, text: str) -> ServiceKey:

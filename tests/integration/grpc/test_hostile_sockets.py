@@ -235,8 +235,8 @@ IDLE_TIMEOUT_S = 0.3
 async def test_silent_connections_are_closed_at_the_idle_timeout_and_fds_return() -> None:
     """H8 slowloris (silent variant): connections that send the preface and then nothing are
     closed with GOAWAY(NO_ERROR) at the idle timeout; fds return to the baseline and a fresh
-    client is served throughout. (A byte-per-interval trickle is not covered: see the
-    report: laneway has no request-headers timeout.)"""
+    client is served throughout. (The byte-per-interval trickle is
+    tests/integration/grpc/test_wire_limits.py's slowloris test.)"""
     async with (
         running_grpc_stack(grpc_idle_timeout=IDLE_TIMEOUT_S) as stack,
         contextlib.AsyncExitStack() as connections,
@@ -254,6 +254,24 @@ async def test_silent_connections_are_closed_at_the_idle_timeout_and_fds_return(
         await until(lambda: len(stack.proxy.grpc._connections) <= 1)
         await until(lambda: _open_fds() <= fds)
         await control_served(stack)
+
+
+async def test_a_connection_that_falls_silent_after_a_call_is_closed_at_the_idle_timeout() -> None:
+    """The idle clock starts when the last call ends, not at the last read: a client that
+    made a call (its request was read while the call was open) and then says nothing is
+    closed with GOAWAY(NO_ERROR) after the idle timeout, not kept forever."""
+    async with (
+        running_grpc_stack(grpc_idle_timeout=IDLE_TIMEOUT_S) as stack,
+        raw_connection(stack.address) as conn,
+    ):
+        await conn.handshake_done()
+        await conn.send(
+            conn.f.headers(1, request(HELLO)), conn.f.data(1, message(b"hi"), end_stream=True)
+        )
+        got = await conn.response(1)
+        assert got.status == 0, got
+        with trio.fail_after(IDLE_TIMEOUT_S * 10):
+            await closed_with(conn, ErrorCode.NO_ERROR)
 
 
 # --- H10 stream limit -------------------------------------------------------------------------
