@@ -8,6 +8,12 @@ HTTP/2 work a proxy does per call (its downstream connection is a server-side co
 upstream connection a client-side codec). The same exchange through the `h2` library
 runs in the same session for comparison (DESIGN.md §8: h2 ~180-245 us, a minimal
 hyperframe + hpack relay ~50-66 us on this machine).
+
+HPACK decoding alone (groups ``hpack-decode-*``): an nginx-style response block (every
+field a Huffman-coded literal with incremental indexing, as nginx sends each response)
+and a grpcio-style steady-state request block (every field an index into the dynamic
+table), through ``hpack.Decoder`` and through laneway's ``HeaderDecoder`` without the
+memo (cold: every field parsed, Huffman strings from the cache) and with it (a hit).
 """
 
 from __future__ import annotations
@@ -17,11 +23,16 @@ from collections.abc import Callable
 import h2.config
 import h2.connection
 import h2.events
+import hpack
+from hpack.hpack import encode_integer
+from hpack.huffman import HuffmanEncoder
+from hpack.huffman_constants import REQUEST_CODES, REQUEST_CODES_LENGTH
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from proxy.codecs.grpc import events as ev
 from proxy.codecs.grpc.connection import H2Connection
 from proxy.codecs.grpc.grpc import encode_message
+from proxy.codecs.grpc.hpack_in import HeaderDecoder
 
 REQUEST = [
     (b":method", b"POST"),
@@ -111,3 +122,85 @@ def test_unary_exchange_h2(benchmark: BenchmarkFixture) -> None:
     """The same exchange through the `h2` library (comparison, same run)."""
     benchmark.group = "h2-unary-exchange"
     benchmark(_h2_exchange())
+
+
+NGINX_RESPONSE = [
+    (b":status", b"200"),
+    (b"server", b"nginx/1.22.1"),
+    (b"date", b"Sat, 28 Nov 2026 11:20:00 GMT"),
+    (b"content-type", b"application/grpc"),
+]
+_HUFFMAN = HuffmanEncoder(REQUEST_CODES, REQUEST_CODES_LENGTH)
+
+
+def _huffman_string(data: bytes) -> bytes:
+    encoded = _HUFFMAN.encode(data)
+    length = encode_integer(len(encoded), 7)
+    length[0] |= 0x80
+    return bytes(length) + encoded
+
+
+def nginx_response_block() -> bytes:
+    """The response fields as nginx 1.22 sends them on every response: literals with
+    incremental indexing (RFC 7541 §6.2.1), static name indexes, Huffman-coded values."""
+    static = {b":status": 8, b"server": 54, b"date": 33, b"content-type": 31}
+    out = bytearray()
+    for name, value in NGINX_RESPONSE:
+        out += bytes([0x40 | static[name]]) + _huffman_string(value)
+    return bytes(out)
+
+
+def grpcio_request_block() -> tuple[bytes, bytes]:
+    """(first, steady-state) request blocks: the first inserts every field, the next
+    ones index them all (what a gRPC client sends once its table is warm)."""
+    encoder = hpack.Encoder()
+    return encoder.encode(REQUEST), encoder.encode(REQUEST)
+
+
+def _bench_hpack(benchmark: BenchmarkFixture, first: bytes, block: bytes) -> None:
+    decoder = hpack.Decoder()
+    decoder.decode(first, raw=True)
+    assert benchmark(lambda: decoder.decode(block, raw=True))
+
+
+def _bench_lean(benchmark: BenchmarkFixture, first: bytes, block: bytes, memo: bool) -> None:
+    decoder = HeaderDecoder()
+    decoder.decode(first)
+    expected = decoder.decode(block)
+    decode = decoder.decode if memo else decoder._decode  # _decode: the memo bypassed
+    assert benchmark(decode, block) == expected
+    assert decoder.hits > 0 or not memo
+
+
+def test_hpack_response_hpack(benchmark: BenchmarkFixture) -> None:
+    """nginx-style response block through ``hpack.Decoder`` (before)."""
+    benchmark.group = "hpack-decode-response"
+    _bench_hpack(benchmark, b"", nginx_response_block())
+
+
+def test_hpack_response_lean_cold(benchmark: BenchmarkFixture) -> None:
+    """The same block through ``HeaderDecoder`` with the memo bypassed."""
+    benchmark.group = "hpack-decode-response"
+    _bench_lean(benchmark, b"", nginx_response_block(), memo=False)
+
+
+def test_hpack_response_lean_memo(benchmark: BenchmarkFixture) -> None:
+    """The same block answered from the memo (its four inserts replayed)."""
+    benchmark.group = "hpack-decode-response"
+    _bench_lean(benchmark, b"", nginx_response_block(), memo=True)
+
+
+def test_hpack_request_hpack(benchmark: BenchmarkFixture) -> None:
+    """grpcio-style steady-state request block (9 indexed fields) through hpack."""
+    benchmark.group = "hpack-decode-request"
+    _bench_hpack(benchmark, *grpcio_request_block())
+
+
+def test_hpack_request_lean_cold(benchmark: BenchmarkFixture) -> None:
+    benchmark.group = "hpack-decode-request"
+    _bench_lean(benchmark, *grpcio_request_block(), memo=False)
+
+
+def test_hpack_request_lean_memo(benchmark: BenchmarkFixture) -> None:
+    benchmark.group = "hpack-decode-request"
+    _bench_lean(benchmark, *grpcio_request_block(), memo=True)

@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import collections
 
-from hpack import Decoder
-
 from proxy.codecs.grpc import frames as fr
 from proxy.codecs.grpc import headers as hd
 from proxy.codecs.grpc.errors import ErrorCode, H2ConnectionError, H2StreamError, H2UsageError
@@ -56,7 +54,7 @@ from proxy.codecs.grpc.events import (
     WindowUpdated,
 )
 from proxy.codecs.grpc.flow import InboundWindow, grow_outbound
-from proxy.codecs.grpc.hpack_in import DecodeMemo
+from proxy.codecs.grpc.hpack_in import HeaderDecoder
 from proxy.codecs.grpc.hpack_out import IndexingEncoder
 from proxy.codecs.grpc.limits import (
     DEFAULT_INITIAL_WINDOW_SIZE,
@@ -149,8 +147,7 @@ class H2Connection:
         self._preface_left = b"" if client_side else fr.PREFACE
         self._settings_seen = False
         self._settings_seen_once = False
-        self._decoder = Decoder(max_header_list_size=limits.max_header_list_size)
-        self._decode_memo = DecodeMemo(lambda block: hd.decode_block(self._decoder, block))
+        self._decoder = HeaderDecoder(max_header_list_size=limits.max_header_list_size)
         self._encoder = IndexingEncoder()
         # Our SETTINGS take effect for the peer when it ACKs them; until then the RFC
         # defaults govern what it may send (RFC 9113 §6.5.3).
@@ -536,7 +533,7 @@ class H2Connection:
     def _header_block(self, sid: int, end_stream: bool, block: bytes) -> None:
         """A complete header block arrived on ``sid``: decode it, then apply it."""
         try:
-            headers = self._decode_memo.decode(block)
+            headers = self._decoder.decode(block)
         except hd.HeaderListTooLarge:
             self.counters.header_lists_too_large += 1
             raise
@@ -556,7 +553,10 @@ class H2Connection:
         kind = (hd.RESPONSE if self.client_side else hd.REQUEST) if first else hd.TRAILERS
         if not first and not end_stream:
             raise H2StreamError(sid, ErrorCode.PROTOCOL_ERROR, "trailers without END_STREAM")
-        content_length = hd.validate(headers, kind, sid, self.limits.max_header_count)
+        memo = self._decoder.last_memo
+        content_length = hd.validate_once(
+            None if memo is None else memo.checks, headers, kind, sid, self.limits.max_header_count
+        )
         if kind == hd.RESPONSE and headers[0][1][:1] == b"1":
             # RFC 9113 §8.1: an informational (1xx) response precedes the real one; gRPC
             # has no use for it, so it is consumed here (:status is first: validated).
@@ -564,15 +564,14 @@ class H2Connection:
                 raise H2StreamError(sid, ErrorCode.PROTOCOL_ERROR, "1xx with END_STREAM")
             return
         stream.headers_received += 1
-        frozen = tuple(headers)
         if first:
             stream.content_length = content_length
             if self.client_side:
-                self._events.append(ResponseReceived(sid, frozen, end_stream))
+                self._events.append(ResponseReceived(sid, headers, end_stream))
             else:
-                self._events.append(RequestReceived(sid, frozen, end_stream))
+                self._events.append(RequestReceived(sid, headers, end_stream))
         else:
-            self._events.append(TrailersReceived(sid, frozen))
+            self._events.append(TrailersReceived(sid, headers))
         if end_stream:
             self._remote_end(stream)
 

@@ -1,8 +1,9 @@
 """HTTP/2 error codes and the codec's error types.
 
 Each error carries the RFC 9113 §7 code to send: a connection error becomes a GOAWAY,
-a stream error becomes a RST_STREAM. Exceptions of hpack and hyperframe are translated
-into these once, in :mod:`proxy.codecs.grpc.frames` and :mod:`proxy.codecs.grpc.headers`.
+a stream error becomes a RST_STREAM. Malformed frames and header blocks raise these
+directly (:mod:`proxy.codecs.grpc.frames`, :mod:`proxy.codecs.grpc.hpack_in`,
+:mod:`proxy.codecs.grpc.headers`).
 """
 
 from __future__ import annotations

@@ -1,17 +1,15 @@
-"""Header-block decoding and HTTP/2 header validation (RFC 9113 §8.2, §8.3).
+"""HTTP/2 header validation (RFC 9113 §8.2, §8.3).
 
-hpack decodes with the header list size limit enforced *while* decoding (H4): a block
-that inflates beyond it raises before more is allocated. hpack's exceptions are
-translated here, once, into connection errors; a malformed but fully decoded list is a
-stream error, so the connection (whose HPACK state stays in sync) keeps working.
+Header blocks are decoded by :class:`proxy.codecs.grpc.hpack_in.HeaderDecoder`, which
+enforces the header list size limit *while* decoding (H4) and raises connection errors
+(:class:`HeaderListTooLarge`, COMPRESSION_ERROR). A malformed but fully decoded list is a
+stream error raised here, so the connection (whose HPACK state stays in sync) keeps working.
 """
 
 from __future__ import annotations
 
 import re
-
-from hpack import Decoder
-from hpack.exceptions import HPACKDecodingError, OversizedHeaderListError
+from collections.abc import Sequence
 
 from proxy.codecs.grpc.errors import ErrorCode, H2ConnectionError, H2StreamError
 
@@ -40,22 +38,32 @@ class HeaderListTooLarge(H2ConnectionError):
     """A header block inflated beyond MAX_HEADER_LIST_SIZE (H4 hpack bomb, H11 65 KiB list)."""
 
 
-def decode_block(decoder: Decoder, block: bytes) -> list[tuple[bytes, bytes]]:
-    """Decode one complete header block; hpack errors become connection errors.
+def validate_once(
+    checks: dict[int, int | None] | None,
+    headers: Sequence[tuple[bytes, bytes]],
+    kind: int,
+    stream_id: int,
+    max_count: int,
+) -> int | None:
+    """:func:`validate`, remembered in ``checks`` (per ``kind``) when given.
 
-    The HPACK context is shared by the connection, so any failure here (even one that
-    concerns a single stream) leaves it unusable: always a connection error.
+    ``checks`` belongs to one decoded header list (a memo entry of the connection's
+    decoder, :attr:`~proxy.codecs.grpc.hpack_in.MemoEntry.checks`) and lives as long as
+    it; ``max_count`` is fixed per connection. Validity is a pure function of (fields,
+    kind, max_count), so only successes are remembered: a malformed list raises, with the
+    right stream id, every time it arrives.
     """
-    try:
-        return decoder.decode(block, raw=True)  # type: ignore[return-value]
-    except OversizedHeaderListError as exc:
-        raise HeaderListTooLarge(ErrorCode.ENHANCE_YOUR_CALM, str(exc)) from exc
-    except HPACKDecodingError as exc:
-        raise H2ConnectionError(ErrorCode.COMPRESSION_ERROR, f"HPACK: {exc}") from exc
+    if checks is None:
+        return validate(headers, kind, stream_id, max_count)
+    if kind in checks:
+        return checks[kind]
+    content_length = validate(headers, kind, stream_id, max_count)
+    checks[kind] = content_length
+    return content_length
 
 
 def validate(
-    headers: list[tuple[bytes, bytes]], kind: int, stream_id: int, max_count: int
+    headers: Sequence[tuple[bytes, bytes]], kind: int, stream_id: int, max_count: int
 ) -> int | None:
     """Check one decoded header list; return its ``content-length`` (None when absent).
 

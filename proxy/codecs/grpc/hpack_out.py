@@ -10,8 +10,7 @@ cached process-wide). Fields whose values change on every call (``grpc-timeout``
 are sent without indexing so they do not churn the table; secrets are never indexed.
 The peer's decoder then mostly meets indexed fields, its cheapest path.
 
-The decoder keeps hpack's ``Decoder`` (dynamic table, header-list bound): the peer's
-encoder is the untrusted side.
+Inbound blocks (the untrusted side) are decoded by :mod:`proxy.codecs.grpc.hpack_in`.
 """
 
 from __future__ import annotations
