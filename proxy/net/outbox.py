@@ -98,6 +98,9 @@ class Outbox:
 # spawned inside the block first runs after the block has ended. (A ContextVar plus a
 # current-task check cost ~1 us per ``defer``, ten of them per relayed gRPC call.)
 _batch: dict[int, Callable[[], None]] | None = None
+# Work that must not delay the batch's sends (a finished call's bookkeeping: metrics,
+# health, timers) runs after them: it is off a sequential call's critical path.
+_after: list[Callable[[], None]] | None = None
 
 
 def defer(key: int, push: Callable[[], None]) -> bool:
@@ -111,20 +114,38 @@ def defer(key: int, push: Callable[[], None]) -> bool:
     return True
 
 
+def after_sends(callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the current batch's pushes are done (now, outside a batch)."""
+    after = _after
+    if after is None:
+        callback()
+    else:
+        after.append(callback)
+
+
 class batched:  # lower case: used as ``with batched():``, like a function
     """Run a *synchronous* block with pushes deferred; run each deferred push once at its
-    end. A nested block batches its own pushes and runs them at its own end."""
+    end, then the ``after_sends`` callbacks. A nested block batches its own pushes and
+    callbacks and runs them at its own end."""
 
-    __slots__ = ("_outer",)
+    __slots__ = ("_outer", "_outer_after")
 
     def __enter__(self) -> None:
-        global _batch
+        global _batch, _after
         self._outer = _batch
+        self._outer_after = _after
         _batch = {}
+        _after = []
 
     def __exit__(self, *exc: object) -> None:
-        global _batch
+        global _batch, _after
         batch, _batch = _batch, self._outer
-        if batch:
-            for push in batch.values():
-                push()
+        after, _after = _after, self._outer_after
+        try:
+            if batch:
+                for push in batch.values():
+                    push()
+        finally:
+            if after:
+                for callback in after:
+                    callback()
