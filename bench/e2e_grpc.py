@@ -91,6 +91,10 @@ H2LOAD_SLACK = 30.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 TARGETS = ("direct", "laneway", "nginx", "haproxy")
+PROXY_CPU = 1
+LOADGEN_CPU = 0
+# why (--pin): on this 2-core machine the proxy under test gets a core of its own, the load
+# generator and the upstream the other, every proxy alike.
 
 
 def say(text: str) -> None:
@@ -315,6 +319,14 @@ def grpc_message(payload: bytes) -> bytes:
 
 
 # -- CPU accounting ----------------------------------------------------------------------------
+
+
+def pin(pids: Sequence[int], cpu: int) -> None:
+    """Bind every thread of ``pids`` to ``cpu`` (``--pin``)."""
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                os.sched_setaffinity(int(tid), {cpu})
 
 
 def process_tree(pid: int) -> list[int]:
@@ -553,6 +565,12 @@ def run(
     targets = [t for t in TARGETS if t in args.targets]
     groups = {name: process_tree(s.pid) for name, s in fleet.services.items()}
     say(f"processes: {groups}")
+    if args.pin:
+        # The proxies share one core; the client, h2load (our child) and the upstream the
+        # other: each proxy keeps its caches warm, as with nginx's worker_cpu_affinity.
+        for name, pids in groups.items():
+            pin(pids, LOADGEN_CPU if name == "upstream" else PROXY_CPU)
+        pin([os.getpid()], LOADGEN_CPU)
     results = {t: TargetResult(t) for t in targets}
     for t in targets:
         check_routing(t, addresses[t])
@@ -746,7 +764,12 @@ def report(results: dict[str, TargetResult], args: argparse.Namespace, load: lis
         f"load average (1/5/15 min): {load[0]} at start, {load[1]} after the sequential phase, "
         f"{load[2]} at end; upstream: {args.upstream}; sequential: {calls} calls per target "
         f"in {args.rounds} interleaved rounds (+{args.warmup} warm-up); h2load: -c {args.conns} "
-        f"-m {args.streams} -t 1, {args.load_rounds} rounds of {args.load_seconds:g} s per target",
+        f"-m {args.streams} -t 1, {args.load_rounds} rounds of {args.load_seconds:g} s per target; "
+        + (
+            f"pinned: proxies on CPU {PROXY_CPU}, client and upstream on CPU {LOADGEN_CPU}"
+            if args.pin
+            else "not pinned"
+        ),
         "",
         "Sequential (grpcio client, one call at a time on one channel):",
         "",
@@ -837,6 +860,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--profile", type=float, default=0.0, help="py-spy seconds (0: off)")
     p.add_argument("--profile-rate", type=int, default=250)
     p.add_argument("--profile-top", type=int, default=25)
+    p.add_argument(
+        "--pin",
+        action="store_true",
+        help=f"pin every proxy to CPU {PROXY_CPU}, the client and upstream to CPU {LOADGEN_CPU}",
+    )
     p.add_argument("--json", type=Path, help="also write the raw numbers here")
     p.add_argument("--keep", action="store_true", help="keep the work dir (logs, profile)")
     args = p.parse_args(argv)

@@ -463,7 +463,7 @@ class GrpcCall:
         dn = self.down.codec
         if isinstance(event, ResponseReceived):
             self.response_started = True
-            dn.send_headers(self.down_id, list(event.headers), event.end_stream)
+            dn.send_headers(self.down_id, event.headers, event.end_stream)
             if event.end_stream:  # Trailers-Only
                 self._answered(parse_status(event.headers))
         elif isinstance(event, DataReceived):
@@ -477,7 +477,7 @@ class GrpcCall:
             assert self.to_client is not None
             self.to_client.push(event.data, event.end_stream)
         elif isinstance(event, TrailersReceived):
-            dn.send_headers(self.down_id, list(event.headers), end_stream=True)
+            dn.send_headers(self.down_id, event.headers, end_stream=True)
             self._answered(parse_status(event.headers))
         elif isinstance(event, StreamEnded):
             self._answered((self.status, self.message))

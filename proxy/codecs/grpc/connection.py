@@ -33,6 +33,7 @@ Contract:
 from __future__ import annotations
 
 import collections
+from collections.abc import Sequence
 
 from proxy.codecs.grpc import frames as fr
 from proxy.codecs.grpc import headers as hd
@@ -65,7 +66,7 @@ from proxy.codecs.grpc.limits import (
 from proxy.codecs.grpc.settings import PeerSettings, SettingCode, local_settings
 from proxy.codecs.grpc.streams import Stream, StreamInput, StreamState
 
-_Headers = list[tuple[bytes, bytes]]
+_Headers = Sequence[tuple[bytes, bytes]]
 
 
 class H2Counters:

@@ -16,6 +16,7 @@ Inbound blocks (the untrusted side) are decoded by :mod:`proxy.codecs.grpc.hpack
 from __future__ import annotations
 
 import collections
+from collections.abc import Sequence
 
 from hpack.hpack import encode_integer
 from hpack.huffman import HuffmanEncoder
@@ -26,11 +27,15 @@ from proxy.codecs.grpc.limits import DEFAULT_HEADER_TABLE_SIZE
 
 #: Process-wide cache of literal encodings; a full cache is simply cleared.
 MAX_CACHED_LITERALS = 4_096
+MAX_MEMO_BLOCKS = 64
+# why: blocks remembered per connection (see IndexingEncoder.encode); a relay re-sends a
+# handful of header tuples (a provider's response headers and trailers) call after call.
 #: RFC 7541 §7.1.3: fields that must never be indexed, here or by any intermediary.
 NEVER_INDEXED = frozenset({b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"})
 #: Fields whose value differs on nearly every call: indexing them would only evict others.
 NOT_INDEXED = frozenset({b"grpc-timeout", b"content-length", b"date"})
 
+Field = tuple[bytes, bytes]
 _STATIC_COUNT = len(HeaderTable.STATIC_TABLE)
 _huffman = HuffmanEncoder(REQUEST_CODES, REQUEST_CODES_LENGTH)
 _STATIC_FULL: dict[tuple[bytes, bytes], int] = {}
@@ -91,7 +96,15 @@ def _cached_literal(name: bytes, value: bytes, kind: int) -> bytes:
 class IndexingEncoder:
     """One connection's outbound HPACK context; see the module docstring."""
 
-    __slots__ = ("_entries", "_inserted", "_max_size", "_pending_update", "_seq", "_size")
+    __slots__ = (
+        "_entries",
+        "_inserted",
+        "_max_size",
+        "_memo",
+        "_pending_update",
+        "_seq",
+        "_size",
+    )
 
     def __init__(self) -> None:
         #: field -> its insertion number (0, 1, 2...); the newest has the highest.
@@ -102,6 +115,10 @@ class IndexingEncoder:
         self._size = 0
         self._max_size = DEFAULT_HEADER_TABLE_SIZE
         self._pending_update: int | None = None
+        #: id(header tuple) -> (that tuple, insertions when encoded, block): a tuple that
+        #: was encoded without inserting anything encodes to the same bytes until the next
+        #: insertion or eviction (indexes are relative to the newest entry).
+        self._memo: dict[int, tuple[Sequence[Field], int, bytes]] = {}
 
     def set_max_size(self, peer_setting: int) -> None:
         """The peer's SETTINGS_HEADER_TABLE_SIZE changed: use at most that, never > 4 KiB.
@@ -112,10 +129,28 @@ class IndexingEncoder:
         if new != self._max_size:
             self._max_size = new
             self._pending_update = new
+            self._memo.clear()
             self._evict(0)
 
-    def encode(self, headers: list[tuple[bytes, bytes]]) -> bytes:
-        """The header block for ``headers`` (names must already be lowercase)."""
+    def encode(self, headers: Sequence[Field]) -> bytes:
+        """The header block for ``headers`` (names must already be lowercase).
+
+        A *tuple* encoded before is answered from the memo while the table has not moved
+        (a relayed provider's response headers and trailers are the same decoded tuple
+        call after call: ``hpack_in``'s memo)."""
+        found = self._memo.get(id(headers))
+        if found is not None and found[0] is headers and found[1] == self._inserted:
+            return found[2]
+        inserted = self._inserted
+        plain = self._pending_update is None  # (a size update is sent once, not memoised)
+        block = self._encode(headers)
+        if plain and self._inserted == inserted and isinstance(headers, tuple):
+            if len(self._memo) >= MAX_MEMO_BLOCKS:
+                self._memo.clear()
+            self._memo[id(headers)] = (headers, inserted, block)
+        return block
+
+    def _encode(self, headers: Sequence[Field]) -> bytes:
         parts: list[bytes] = []
         if self._pending_update is not None:
             prefix = encode_integer(self._pending_update, 5)
@@ -154,6 +189,7 @@ class IndexingEncoder:
         """Drop the oldest entries until ``room`` more bytes fit (RFC 7541 §4.4)."""
         entries = self._entries
         while entries and self._size + room > self._max_size:
+            self._memo.clear()  # (only reached when an entry goes: indexes move)
             field, size = entries.popleft()
             self._size -= size
             if self._seq.get(field) == self._inserted - len(entries) - 1:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import enum
+from collections.abc import Sequence
 
 from proxy.codecs.grpc.flow import InboundWindow
 
@@ -91,7 +92,7 @@ class Stream:
         #: END_STREAM is to be sent after the pending data.
         self.pending_end = False
         #: Encoded trailer block to send (with END_STREAM) after the pending data.
-        self.pending_trailers: list[tuple[bytes, bytes]] | None = None
+        self.pending_trailers: Sequence[tuple[bytes, bytes]] | None = None
         #: Header blocks received so far (the first is the request/response, then trailers).
         self.headers_received = 0
         #: The declared content-length, checked against DATA at END_STREAM (RFC 9113 §8.1.1).

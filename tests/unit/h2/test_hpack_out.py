@@ -47,3 +47,40 @@ def test_volatile_and_secret_fields_are_not_indexed() -> None:
     assert block[0] == 0x00
     assert encoder.encode([(b"authorization", b"Bearer x")])[0] & 0xF0 == 0x10
     assert encoder._size == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.lists(st.tuples(_names, _values), max_size=6), min_size=1, max_size=4),
+    st.lists(st.tuples(st.integers(0, 3), st.sampled_from([None, 0, 64, 256, 4096])), max_size=30),
+)
+def test_remembered_tuples_stay_correct_as_the_table_moves(
+    pool: list[list[tuple[bytes, bytes]]], steps: list[tuple[int, int | None]]
+) -> None:
+    """The same tuple objects sent again and again (answered from the encoder's memo while
+    the table is still), interleaved with table size changes: every block still decodes
+    to its fields through hpack."""
+    tuples = [tuple(fields) for fields in pool]
+    encoder = IndexingEncoder()
+    decoder = Decoder()
+    for which, size in steps:
+        if size is not None:
+            encoder.set_max_size(size)
+            decoder.max_allowed_table_size = min(size, 4096)
+        fields = tuples[which % len(tuples)]
+        assert decoder.decode(encoder.encode(fields), raw=True) == list(fields)
+
+
+def test_a_repeated_tuple_is_answered_from_the_memo_until_an_insertion() -> None:
+    encoder = IndexingEncoder()
+    decoder = Decoder()
+    response = ((b":status", b"200"), (b"content-type", b"application/grpc"))
+    first = encoder.encode(response)  # inserts content-type
+    second = encoder.encode(response)  # all indexed now: remembered
+    assert encoder.encode(response) is second != first
+    other = encoder.encode(((b"x-new", b"1"),))  # an insertion shifts the dynamic indexes
+    third = encoder.encode(response)
+    assert third != second
+    for block in (first, second, second, other, third):
+        decoder.decode(block, raw=True)
+    assert decoder.decode(third, raw=True) == list(response)
