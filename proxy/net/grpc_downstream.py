@@ -96,6 +96,7 @@ class H2Downstream:
         self._reading = trio.CancelScope()
         self._read_scope: trio.CancelScope | None = None  # the read loop's deadline
         self._partial_since: float | None = None  # when the current incomplete input began
+        self._last_active = trio.current_time()  # the last read, or the last call's end
 
     def kick(self) -> None:
         """Something was queued on the codec: send it (at once when the socket has room,
@@ -122,8 +123,11 @@ class H2Downstream:
         """A call ended: deliver it no more events."""
         if self._calls.pop(stream_id, None) is not None:
             self._frontend.stream_done()
-            if not self._calls and self._read_scope is not None:
-                self._read_scope.deadline = self._read_deadline()  # idle from now on
+            if not self._calls:  # idle from now on
+                self._last_active = trio.current_time()
+                scope = self._read_scope
+                if scope is not None and scope.deadline == math.inf:
+                    scope.deadline = self._read_deadline()
 
     async def serve(self) -> None:
         try:
@@ -156,16 +160,19 @@ class H2Downstream:
         """When the read loop gives up waiting: idle (no call open) or a frame or header
         block trickling in (slowloris, H8); never while calls are open and input is whole."""
         limits = self._frontend.limits
-        deadline = trio.current_time() + limits.idle_timeout if not self._calls else math.inf
+        deadline = self._last_active + limits.idle_timeout if not self._calls else math.inf
         if self._partial_since is not None:
             deadline = min(deadline, self._partial_since + limits.request_headers_timeout)
         return deadline
 
     async def _read_loop(self, nursery: trio.Nursery) -> None:
-        # One cancel scope for the whole loop, its deadline moved as the connection's state
-        # changes (here after each read, and in stream_done when the last call ends): a
-        # scope per read cost ~5 us. Only the receive is a checkpoint inside it, so a
-        # deadline can never interrupt a flush halfway.
+        # One cancel scope for many reads (a scope per read cost ~5 us). Its deadline is
+        # only ever brought *forward* (input went partial; the last call ended while it was
+        # infinite), never pushed back per read: when it fires, the real deadline is
+        # recomputed and the loop goes on in a new scope unless it has passed, so a busy
+        # connection pays one spurious wake-up per idle timeout instead of two deadline
+        # updates per call. Only the receive is a checkpoint inside the scope, so a deadline
+        # never interrupts a flush halfway (a receive may be interrupted: it loses nothing).
         while True:
             scope = self._read_scope = trio.CancelScope(deadline=self._read_deadline())
             flush = False
@@ -174,25 +181,26 @@ class H2Downstream:
                     data = bytes(await self._stream.receive_some(RECEIVE_SIZE))
                     if not data:
                         return
+                    now = self._last_active = trio.current_time()
                     with batched():  # everything these events make us send: one write
-                        events = self.codec.receive_data(data, trio.current_time())
+                        events = self.codec.receive_data(data, now)
                         if self._handle(events, nursery):
                             return
                     if not self.codec.input_pending:
                         self._partial_since = None
                     elif self._partial_since is None:
-                        self._partial_since = trio.current_time()
-                    deadline = self._read_deadline()
-                    if deadline != scope.deadline:
-                        scope.deadline = deadline
+                        self._partial_since = now
+                        deadline = self._read_deadline()
+                        if deadline < scope.deadline:
+                            scope.deadline = deadline
                     # Backpressure: stop reading while the peer is not taking our bytes
                     # (the flush runs outside this scope).
                     if self.codec.unflushed_bytes + self._outbox.backlog > SOFT_UNFLUSHED_BYTES:
                         flush = True
                         break
             self._read_scope = None
-            if scope.cancelled_caught:
-                if self._partial_since is not None and trio.current_time() >= scope.deadline:
+            if scope.cancelled_caught and trio.current_time() >= self._read_deadline():
+                if self._partial_since is not None:
                     # A frame or header block trickled in too slowly (slowloris, H8).
                     self._frontend.count_error("request-headers-timeout")
                 self.codec.goaway(ErrorCode.NO_ERROR)

@@ -274,6 +274,31 @@ async def test_a_connection_that_falls_silent_after_a_call_is_closed_at_the_idle
             await closed_with(conn, ErrorCode.NO_ERROR)
 
 
+async def test_a_busy_connection_outlives_many_idle_timeouts() -> None:
+    """Calls back to back for several idle timeouts on one connection (the read loop's
+    deadline then fires and is found early, again and again): every call is answered and
+    the connection is never closed."""
+    async with (
+        running_grpc_stack(grpc_idle_timeout=IDLE_TIMEOUT_S) as stack,
+        raw_connection(stack.address) as conn,
+    ):
+        await conn.handshake_done()
+        stream_id = 1
+        end = trio.current_time() + 4 * IDLE_TIMEOUT_S
+        while trio.current_time() < end:
+            await conn.send(
+                conn.f.headers(stream_id, request(HELLO)),
+                conn.f.data(stream_id, message(b"hi"), end_stream=True),
+            )
+            got = await conn.response(stream_id)
+            assert got.status == 0, got
+            stream_id += 2
+            await trio.sleep(IDLE_TIMEOUT_S / 5)
+        assert stream_id > 20
+        assert not conn.of(GoAwayFrame)
+        assert stack.proxy.grpc.stats.connection_errors == {}
+
+
 # --- H10 stream limit -------------------------------------------------------------------------
 
 MAX_STREAMS = 100
