@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +20,10 @@ from proxy.registry.model import Provider, ServiceKey
 ROOT = Path(__file__).resolve().parents[3]
 LANEWAY = [sys.executable, "-m", "proxy"]
 STARTUP = 30.0  # why: a cold interpreter importing grpcio on a busy CI box
+EPHEMERAL_GONE_S = 10.0
+# why: a publisher that exits closes its ZooKeeper session and the server deletes its
+# ephemeral node at once; a loaded box may take a moment to show it, a persistent node
+# would never go.
 
 
 @contextmanager
@@ -168,10 +173,14 @@ def test_publish_to_zookeeper_is_ephemeral(fleet: KazooClient, zk_chroot: str) -
         "--methods",
         "a,b",
     ]
-    with running(publish, "published com.example.Pub:2.0:HSF feature-z"):
+    with running(publish, "published com.example.Pub:2.0:HSF feature-z") as (proc, _):
         names = fleet.get_children(path)
         assert len(names) == 1 and "dubbo.tag%3Dfeature-z" in names[0]
         assert "version%3D2.0" in names[0] and "methods%3Da%2Cb" in names[0]
+    assert proc.returncode == 0, proc.returncode  # a clean exit, not the kill
+    gone_by = time.monotonic() + EPHEMERAL_GONE_S
+    while fleet.get_children(path) and time.monotonic() < gone_by:
+        time.sleep(0.05)
     assert fleet.get_children(path) == []
 
 
