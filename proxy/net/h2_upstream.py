@@ -48,6 +48,16 @@ StreamEvent = (
     | UpstreamLost
 )
 StreamHandler = Callable[[StreamEvent], None]
+# Tuples, not ``A | B`` unions: a union is built anew at every evaluation and checks slower.
+_STREAM_EVENTS = (
+    ResponseReceived,
+    DataReceived,
+    TrailersReceived,
+    StreamEnded,
+    StreamReset,
+    WindowUpdated,
+)
+_STREAM_ENDINGS = (StreamEnded, StreamReset)
 
 
 class H2Upstream:
@@ -154,18 +164,10 @@ class H2Upstream:
             # The connection window opened: any stream may have sent held data.
             for handler in list(self._streams.values()):
                 handler(event)
-        elif isinstance(
-            event,
-            ResponseReceived
-            | DataReceived
-            | TrailersReceived
-            | StreamEnded
-            | StreamReset
-            | WindowUpdated,
-        ):
+        elif isinstance(event, _STREAM_EVENTS):
             target = self._streams.get(event.stream_id)
             if target is not None:
-                if isinstance(event, StreamEnded | StreamReset):
+                if isinstance(event, _STREAM_ENDINGS):
                     self.forget(event.stream_id)
                 target(event)
             elif isinstance(event, DataReceived):
