@@ -8,8 +8,9 @@ connection yet.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import trio
 
@@ -17,6 +18,7 @@ from proxy.call import Call, lower_metadata
 from proxy.codecs.dubbo import Request, Response
 from proxy.errors import DubboStatus, LanewayError, NoProvider, UpstreamDied, UpstreamTimeout
 from proxy.net.dubbo_upstream import UpstreamConnection
+from proxy.net.outbox import after_sends
 from proxy.net.pool import UpstreamPool
 from proxy.observe import NO_OBSERVER, CallObserver, CallScope
 from proxy.registry.model import ServiceKey
@@ -26,6 +28,13 @@ from routing import Decision, RouteTable, baggage_member, with_baggage_member
 DUBBO_PROTOCOLS = ("dubbo",)
 MAX_CONNECT_RETRIES = 2
 # why: gRFC A6 / Envoy: retry only what never reached a provider, and at most twice.
+MAX_CACHED_FACTS = 1024
+# why: one entry per distinct attachments map the codec shares (few per consumer fleet);
+# a consumer varying its map per call only ever clears this.
+MAX_CACHED_REWRITES_PER_MAP = 16
+# why: one entry per (route table, tag) a map was routed with; reloads and a consumer
+# varying its tag must not grow one map's entry without limit.
+_NO_EXCLUSIONS: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -89,17 +98,33 @@ class DubboForwarder:
         self._route_timeout = route_timeout
         self._max_timeout = max_timeout
         self.stats = ForwardStats()
+        # id(attachments view) -> its facts; see facts().
+        self._facts: dict[int, AttachmentFacts] = {}
 
-    def make_call(self, request: Request) -> Call:
+    def facts(self, request: Request) -> AttachmentFacts:
+        """What this forwarder derives from the request's attachments; remembered while
+        the codec shares the attachments view between requests carrying the same map.
+        Raises BadRequest when the attachments are malformed."""
         attachments = request.attachments
-        key = ServiceKey.of(request.path, request.version, request.group)
-        timeout = call_timeout(attachments, self._route_timeout, self._max_timeout)
+        if not request.attachments_memoised:
+            return AttachmentFacts(attachments, self._route_timeout, self._max_timeout)
+        facts = self._facts.get(id(attachments))
+        if facts is None or facts.attachments is not attachments:
+            facts = AttachmentFacts(attachments, self._route_timeout, self._max_timeout)
+            if len(self._facts) >= MAX_CACHED_FACTS:
+                self._facts.clear()
+            self._facts[id(attachments)] = facts  # (the entry keeps the view, and its id, alive)
+        return facts
+
+    def make_call(self, request: Request, facts: AttachmentFacts | None = None) -> Call:
+        if facts is None:
+            facts = self.facts(request)
         return Call(
-            key,
+            ServiceKey.of(request.path, request.version, facts.group),
             request.method,
             DUBBO_PROTOCOLS,
-            lower_metadata(attachments.items()),
-            trio.current_time() + timeout,
+            facts.metadata,
+            trio.current_time() + facts.timeout,
         )
 
     def start(self, request: Request, reply: Reply) -> DubboCall:
@@ -113,10 +138,27 @@ class DubboForwarder:
         Raises BadRequest before ``reply`` is armed when the attachments are malformed.
         """
         self.stats.calls += 1
-        call = self.make_call(request)
-        job = DubboCall(self, request, call, reply)
+        facts = self.facts(request)
+        job = DubboCall(self, request, self.make_call(request, facts), facts, reply)
         job.begin()
         return job
+
+
+class AttachmentFacts:
+    """Pure functions of one attachments map, computed once per distinct map: the group,
+    the routing metadata, the timeout, and per (route table, tag) the map to forward."""
+
+    __slots__ = ("attachments", "group", "metadata", "rewrites", "timeout")
+
+    def __init__(self, attachments: Mapping[str, object], default: float, cap: float) -> None:
+        self.attachments = attachments
+        group = attachments.get("group")
+        self.group = group if isinstance(group, str) else ""
+        # Shared by every call with this map: read-only.
+        self.metadata: Mapping[str, str] = MappingProxyType(lower_metadata(attachments.items()))
+        self.timeout = call_timeout(attachments, default, cap)
+        # (table, tag) -> the rewritten attachments map, None when the original passes.
+        self.rewrites: dict[tuple[RouteTable, str], bytes | None] = {}
 
 
 Reply = Callable[[bytes | None, LanewayError | None], None]
@@ -129,6 +171,7 @@ class DubboCall:
     __slots__ = (
         "address",
         "call",
+        "facts",
         "fwd",
         "reply",
         "request",
@@ -138,10 +181,18 @@ class DubboCall:
         "upstream_id",
     )
 
-    def __init__(self, fwd: DubboForwarder, request: Request, call: Call, reply: Reply) -> None:
+    def __init__(
+        self,
+        fwd: DubboForwarder,
+        request: Request,
+        call: Call,
+        facts: AttachmentFacts,
+        reply: Reply,
+    ) -> None:
         self.fwd = fwd
         self.request = request
         self.call = call
+        self.facts = facts
         self.reply = reply
         self.scope: CallScope = fwd.observer.call_started(call, "dubbo")
         self.address = ""
@@ -151,7 +202,7 @@ class DubboCall:
 
     def begin(self) -> None:
         try:
-            candidate, frame = self._decide(set())
+            candidate, frame = self._decide(_NO_EXCLUSIONS)
             conn = self.fwd.pool.ready(candidate.address)
             if conn is None:
                 self.slow = lambda: self._slow(candidate.address, frame)
@@ -174,7 +225,7 @@ class DubboCall:
             return
         self.scope.finished(int(DubboStatus.CLIENT_ERROR), "the consumer went away")
 
-    def _decide(self, exclude: set[str]) -> tuple[Candidate, bytes]:
+    def _decide(self, exclude: Collection[str]) -> tuple[Candidate, bytes]:
         fwd = self.fwd
         decision = fwd.router.route(self.call, exclude=exclude)
         self.scope.routed(decision)
@@ -200,14 +251,27 @@ class DubboCall:
         the attachments."""
         request = self.request
         trace = self.scope.propagation()
-        updates: dict[str, object] = dict(trace)
-        if decision.tag is not None:
-            table = self.fwd.router.table
-            updates.update(tag_updates(table, decision.tag, request.attachments))
-        if not updates:
-            return request.frame
+        tag = decision.tag
+        if not trace:
+            if tag is None:
+                return request.frame
+            # The same map routed with the same tag: the same rewrite (or none).
+            rewrites = self.facts.rewrites
+            key = (self.fwd.router.table, tag)
+            try:
+                new_map = rewrites[key]
+            except KeyError:
+                updates = tag_updates(key[0], tag, self.facts.attachments)
+                new_map = request.rewritten_attachments(updates) if updates else None
+                if len(rewrites) >= MAX_CACHED_REWRITES_PER_MAP:
+                    rewrites.clear()
+                rewrites[key] = new_map
+            return request.frame if new_map is None else request.with_attachments_map(new_map)
+        traced: dict[str, object] = dict(trace)
+        if tag is not None:
+            traced.update(tag_updates(self.fwd.router.table, tag, request.attachments))
         # A sampled call carries a fresh traceparent: not worth remembering.
-        return request.with_attachments(updates, memoise=not trace)
+        return request.with_attachments(traced, memoise=False)
 
     async def _slow(self, address: str, frame: bytes) -> None:
         """Open a connection to the chosen provider; on connect failure route again
@@ -248,19 +312,26 @@ class DubboCall:
 
     def _done(self, response: Response | None, error: LanewayError | None) -> None:
         self.upstream = None
-        fwd = self.fwd
-        fwd.router.health.finished(self.address, ok=error is None, now=trio.current_time())
-        self.address = ""
+        address, self.address = self.address, ""
         if error is not None:
+            stats = self.fwd.stats
             if isinstance(error, UpstreamTimeout):
-                fwd.stats.timeouts += 1
+                stats.timeouts += 1
             elif isinstance(error, UpstreamDied):
-                fwd.stats.upstream_died += 1
-            self._fail(error)
-            return
-        assert response is not None
-        self.scope.finished(response.status)
-        self.reply(response.with_request_id(self.request.request_id), None)
+                stats.upstream_died += 1
+            self.reply(None, error)
+            status, message = int(error.dubbo_status), error.message
+        else:
+            assert response is not None
+            self.reply(response.with_request_id(self.request.request_id), None)
+            status, message = response.status, None
+        # The bookkeeping waits until this batch's answers are written: a sequential
+        # consumer gets its answer sooner (bench/RESULTS.md).
+        after_sends(lambda: self._account(address, error is None, status, message))
+
+    def _account(self, address: str, ok: bool, status: int, message: str | None) -> None:
+        self.fwd.router.health.finished(address, ok=ok, now=trio.current_time())
+        self.scope.finished(status, message)
 
     def _fail(self, error: LanewayError) -> None:
         self._release()  # a reservation that never reached the provider

@@ -1,7 +1,9 @@
 """The Dubbo listener and one task tree per consumer connection.
 
 Tree: ``DubboFrontend.run`` owns the listeners and a handler nursery; each connection's
-``serve`` owns a nursery of its in-flight calls (one task per call, bounded by admission).
+``serve`` owns a writer task and a nursery for the few calls whose provider connection must
+be opened first; every other call runs no task of its own (``DubboCall`` is completed by a
+callback from the provider connection's reader), and admission bounds calls in flight.
 Drain (``begin_drain``): stop accepting, tell every consumer READONLY, let calls finish
 within the drain timeout; the caller then cancels the tree.
 """
@@ -14,7 +16,13 @@ from dataclasses import dataclass, field
 
 import trio
 
-from proxy.codecs.dubbo import ConnectionClosed, Request, RequestReceived, ServerConnection
+from proxy.codecs.dubbo import (
+    ConnectionClosed,
+    Event,
+    Request,
+    RequestReceived,
+    ServerConnection,
+)
 from proxy.errors import LanewayError, Overloaded
 from proxy.forward import DubboCall, DubboForwarder, Reply
 from proxy.net.listener import Listener
@@ -62,6 +70,10 @@ class DownstreamConnection:
         self._calls: dict[int, DubboCall] = {}
         self._outbox = Outbox(stream, self.codec.data_to_send)
         self._read_cancel = trio.CancelScope()
+        self._read_scope: trio.CancelScope | None = None  # the read loop's deadline
+        self._last_active = trio.current_time()  # the last read (see _read_deadline)
+        self._partial_since: float | None = None  # when the incomplete frame began
+        self._partial_id: int | None = None  # its request id, once its header is in
         self._closing = False
         self._gone = False
 
@@ -110,44 +122,75 @@ class DownstreamConnection:
         if self._closing:
             self._read_cancel.cancel()  # serve() flushes the refusal, then closes
 
-    async def _read_loop(self, tasks: trio.Nursery) -> None:
+    def _read_deadline(self) -> float:
+        """When the read loop gives up waiting: idle (no call in flight; measured from the
+        last read, or from the end of a call that outlived a deadline) or a frame trickling
+        in (D5); never while calls are in flight and input is whole."""
         limits = self._frontend.limits
-        frame_deadline = math.inf
-        partial_id: int | None = None
+        deadline = self._last_active + limits.idle_timeout if not self.in_flight else math.inf
+        if self._partial_since is not None:
+            deadline = min(deadline, self._partial_since + limits.request_read_timeout)
+        return deadline
+
+    async def _read_loop(self, tasks: trio.Nursery) -> None:
+        # One cancel scope for many reads (a scope per read cost ~5 us). Its deadline is
+        # only ever brought *forward* (a new frame went partial; the last call ended while
+        # it was infinite), never pushed back per read: when it fires, the real deadline is
+        # recomputed and the loop goes on in a new scope unless it has passed, so a busy
+        # connection pays one spurious wake-up per idle timeout instead of a scope per
+        # read. Only the receive is a checkpoint inside the scope, so a deadline never
+        # interrupts a flush (a receive may be interrupted: it loses nothing).
         while not self._closing:
-            data: bytes | None = None
-            idle_deadline = trio.current_time() + limits.idle_timeout
-            with trio.move_on_at(min(frame_deadline, idle_deadline)):
-                data = bytes(await self._stream.receive_some(RECEIVE_SIZE))
-            if data is None:
-                if frame_deadline <= trio.current_time():
+            scope = self._read_scope = trio.CancelScope(deadline=self._read_deadline())
+            refusal: LanewayError | None = None
+            with scope:
+                while not self._closing:
+                    data = bytes(await self._stream.receive_some(RECEIVE_SIZE))
+                    now = self._last_active = trio.current_time()
+                    try:
+                        events = self.codec.receive_data(data)
+                    except LanewayError as exc:
+                        refusal = exc
+                        break
+                    with batched():  # requests to one provider leave in one write
+                        if self._handle(events, tasks):
+                            return
+                    codec = self.codec
+                    if codec.partial_frame_pending:
+                        partial_id = codec.partial_request_id
+                        # A new frame (or a header still incomplete) starts the D5 clock.
+                        if partial_id is None or partial_id != self._partial_id:
+                            self._partial_since = now
+                            self._partial_id = partial_id
+                            if now + self._frontend.limits.request_read_timeout < scope.deadline:
+                                scope.deadline = self._read_deadline()
+                    elif self._partial_since is not None:
+                        self._partial_since = self._partial_id = None
+                    if not events:
+                        self._send()  # a heartbeat the codec answered
+            self._read_scope = None
+            if refusal is not None:
+                await self._refuse(refusal)
+                return
+            now = trio.current_time()
+            if scope.cancelled_caught and now >= self._read_deadline():
+                limits = self._frontend.limits
+                partial = self._partial_since
+                if partial is not None and now >= partial + limits.request_read_timeout:
                     # A frame started and did not finish in time (TESTS.md D5).
                     self._frontend.stats.read_timeouts += 1
-                elif not self.in_flight:
-                    self._frontend.stats.idle_closed += 1
                 else:
-                    continue  # silent while its calls are in flight: that is fine
+                    self._frontend.stats.idle_closed += 1
                 return
-            try:
-                events = self.codec.receive_data(data)
-            except LanewayError as exc:
-                await self._refuse(exc)
-                return
-            with batched():  # requests to one provider leave in one write
-                for event in events:
-                    if isinstance(event, RequestReceived):
-                        self._admit(event.request, tasks)
-                    elif isinstance(event, ConnectionClosed):
-                        return
-            if self.codec.partial_frame_pending:
-                if partial_id is None or self.codec.partial_request_id != partial_id:
-                    frame_deadline = trio.current_time() + limits.request_read_timeout
-                    partial_id = self.codec.partial_request_id
-            else:
-                frame_deadline = math.inf
-                partial_id = None
-            if not events:
-                self._send()  # a heartbeat the codec answered
+
+    def _handle(self, events: list[Event], tasks: trio.Nursery) -> bool:
+        """Start the calls of one read's events; True when the consumer closed."""
+        for event in events:
+            if isinstance(event, RequestReceived):
+                self._admit(event.request, tasks)
+            elif isinstance(event, ConnectionClosed):
+                return True
+        return False
 
     def _admit(self, request: Request, tasks: trio.Nursery) -> None:
         frontend = self._frontend
@@ -203,6 +246,12 @@ class DownstreamConnection:
         self.in_flight -= 1
         self._frontend.stats.in_flight -= 1
         self._frontend.wake_drain()
+        if not self.in_flight:
+            scope = self._read_scope
+            if scope is not None and scope.deadline == math.inf:
+                # The deadline was computed while calls were in flight: idle from now on.
+                self._last_active = trio.current_time()
+                scope.deadline = self._read_deadline()
 
     def _answer_error(self, request_id: int, exc: LanewayError) -> None:
         self.codec.send_error(request_id, int(exc.dubbo_status), exc.message)

@@ -51,7 +51,7 @@ from proxy.codecs.dubbo.header import (
     rewrite_request_id,
 )
 from proxy.codecs.dubbo.limits import DEFAULT_LIMITS, DubboLimits
-from proxy.codecs.dubbo.request import parse_request
+from proxy.codecs.dubbo.request import PrefixMemo, parse_request
 from proxy.codecs.dubbo.response import parse_response
 from proxy.codecs.hessian2 import DecodeError, Decoder
 from proxy.errors import BadRequest, BadResponse, LanewayError, RequestTooLarge
@@ -128,11 +128,14 @@ class _Connection(abc.ABC):
 
     def receive_data(self, data: bytes) -> list[Event]:
         """Feed bytes read from the peer; ``b""`` when it closed. Returns the events."""
-        if self._state is State.FAILED and self._failure is not None:
+        state = self._state
+        if state is State.FAILED and self._failure is not None:
             raise self._failure
-        self._advance(Input.EOF if not data else Input.DATA)
         if not data:
+            self._advance(Input.EOF)
             return [self._closed_event()]
+        if state is not State.OPEN:  # (OPEN + DATA stays OPEN: no table lookup per read)
+            self._advance(Input.DATA)
         events: list[Event] = []
         try:
             for header, frame in self._framer.feed(data):
@@ -247,6 +250,7 @@ class ServerConnection(_Connection):
     def __init__(self, limits: DubboLimits = DEFAULT_LIMITS) -> None:
         super().__init__(limits)
         self._awaiting: dict[int, str] = {}  # consumer request id -> its dubbo version
+        self._prefixes = PrefixMemo()
 
     @property
     def awaiting(self) -> frozenset[int]:
@@ -311,7 +315,7 @@ class ServerConnection(_Connection):
         return tuple(self._awaiting)
 
     def _handle_request(self, header: Header, frame: bytes, events: list[Event]) -> None:
-        request = parse_request(header, frame, self.limits)
+        request = parse_request(header, frame, self.limits, self._prefixes)
         if request.two_way:
             if request.request_id in self._awaiting:
                 # Answering it would be ambiguous: fail without an id to answer.

@@ -1,4 +1,7 @@
-"""What a Dubbo connection codec reports: one small frozen dataclass per happening.
+"""What a Dubbo connection codec reports: one small dataclass per happening.
+
+Slotted, not frozen: several are built per proxied call and a frozen dataclass costs ~3x
+as much to build; nothing hashes them and no consumer changes them.
 
 Heartbeats never show up here: the codec answers them itself (the answer waits in
 ``data_to_send()``) and routing never sees them.
@@ -12,14 +15,14 @@ from proxy.codecs.dubbo.request import Request
 from proxy.codecs.dubbo.response import Response
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestReceived:
     """A consumer's call, to route. ``request.two_way`` False: never answer it."""
 
     request: Request
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ResponseReceived:
     """A provider answered ``response.request_id`` (an id this connection sent).
     ``dubbo_version`` is the protocol version of the request it answers."""
@@ -28,7 +31,7 @@ class ResponseReceived:
     dubbo_version: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StrayResponse:
     """A response for an id not in flight here: late after :meth:`forget`, or bogus.
     Discard it (and count it)."""
@@ -36,14 +39,14 @@ class StrayResponse:
     response: Response
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReadOnlyReceived:
     """The peer is shutting down gracefully: send it no new calls; calls in flight finish."""
 
     request_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConnectionClosed:
     """The peer closed its side (``receive_data(b"")``).
 

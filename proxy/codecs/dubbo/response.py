@@ -64,7 +64,7 @@ class _LazyBody:
         self._error: BadResponse | None = None
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class Response:
     """One response frame, ``frame`` being the exact bytes received (header included)."""
 

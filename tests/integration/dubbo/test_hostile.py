@@ -126,3 +126,56 @@ async def test_silent_consumer_is_closed_at_the_idle_timeout() -> None:
         assert trio.current_time() - start >= READ_TIMEOUT
         assert stack.proxy.dubbo.stats.idle_closed == 1
         await _assert_untouched_and_serving(stack)
+
+
+async def _call_raw(stream: trio.SocketStream, request_id: int) -> bytes:
+    """One sayHello on a raw connection; returns the answer frame."""
+    frame = encode_request(
+        request_id=request_id,
+        path=GREETER,
+        method="sayHello",
+        parameter_types="Ljava/lang/String;",
+        arguments=["world"],
+        version="1.0.0",
+    )
+    await stream.send_all(frame)
+    got = b""
+    with trio.fail_after(5):
+        while len(got) < HEADER_LENGTH or len(got) < parse_header(got).frame_length:
+            chunk = await stream.receive_some(65536)
+            assert chunk, "the proxy closed the connection"
+            got += chunk
+    assert parse_header(got).request_id == request_id
+    return got
+
+
+async def test_a_busy_consumer_connection_outlives_many_idle_timeouts() -> None:
+    """Calls back to back on one connection for 4x the idle timeout (the read loop's
+    deadline fires and is found early, again and again): every call is answered and the
+    connection is never closed."""
+    async with running_stack(consumer_idle_timeout=READ_TIMEOUT) as stack:
+        stream = await _raw(stack)
+        request_id = 1
+        end = trio.current_time() + 4 * READ_TIMEOUT
+        while trio.current_time() < end:
+            assert _status(await _call_raw(stream, request_id)) == DubboStatus.OK
+            request_id += 1
+            await trio.sleep(READ_TIMEOUT / 5)
+        assert request_id > 10
+        assert stack.proxy.dubbo.stats.idle_closed == 0
+        assert _status(await _call_raw(stream, request_id)) == DubboStatus.OK
+        await stream.aclose()
+
+
+async def test_a_consumer_falling_silent_after_a_call_is_closed_at_the_idle_timeout() -> None:
+    async with running_stack(consumer_idle_timeout=READ_TIMEOUT) as stack:
+        stream = await _raw(stack)
+        await trio.sleep(READ_TIMEOUT / 2)  # the connection's first deadline is now stale
+        assert _status(await _call_raw(stream, 1)) == DubboStatus.OK
+        answered = trio.current_time()
+        assert await _read_until_closed(stream) == b""
+        took = trio.current_time() - answered
+        assert READ_TIMEOUT - 0.05 <= took < READ_TIMEOUT + 0.5  # 0.5: slack on 2 busy cores
+        assert stack.proxy.dubbo.stats.idle_closed == 1
+        control = await stack.call()
+        assert control.ok, control
