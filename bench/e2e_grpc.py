@@ -12,6 +12,10 @@ the upstream runs one server per env (``main`` and ``feature-1``), each answerin
                one worker (``bench/grpc_nginx.conf.tmpl``)
 - ``haproxy``  Debian haproxy, HTTP/2 frontend, ``use_backend`` on ``x-env``, HTTP/2
                backends, one thread (``bench/grpc_haproxy.cfg.tmpl``)
+- ``trio-raw`` a yardstick, not a proxy: ``bench/trio_relay.py --mode raw``, a bare trio
+               TCP byte relay to the feature-1 upstream (one upstream connection per
+               client connection, HTTP/2 passed through untouched; it cannot route). What
+               any trio program pays for the extra hop before doing any work.
 
 Upstreams (``--upstream``): ``static`` (default) is nginx answering every call with a
 pre-built gRPC response (``bench/grpc_upstream_nginx.conf.tmpl``): ~30k calls/s on one
@@ -90,7 +94,7 @@ H2LOAD_SLACK = 30.0
 # why: h2load's own -D bounds a round; past this much more it is hung and gets killed.
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-TARGETS = ("direct", "laneway", "nginx", "haproxy")
+TARGETS = ("direct", "laneway", "nginx", "haproxy", "trio-raw")
 PROXY_CPU = 1
 LOADGEN_CPU = 0
 # why (--pin): on this 2-core machine the proxy under test gets a core of its own, the load
@@ -291,6 +295,14 @@ class Fleet:
         _wait_listening(proc, [port], "haproxy")
         return service
 
+    def start_trio_relay(self, upstreams: dict[str, str]) -> Service:
+        argv = [sys.executable, "-m", "bench.trio_relay", "--listen", "127.0.0.1:0"]
+        argv += ["--upstream", upstreams[TAG], "--mode", "raw"]
+        proc, out = self._spawn("trio-raw", argv)
+        service = self.services["trio-raw"] = Service("trio-raw", proc)
+        service.address = wait_ready_line(proc, out, r"relay ready: (\S+)", "trio-raw")
+        return service
+
     def stop_all(self) -> None:
         for service in self.services.values():
             if service.proc.poll() is None:
@@ -407,7 +419,7 @@ def unary(channel: grpc.Channel) -> grpc.UnaryUnaryMultiCallable[bytes, bytes]:
 def check_routing(name: str, address: str) -> None:
     """A tagged call must reach feature-1 and (through a proxy) an untagged one main."""
     cases: list[tuple[str | None, str]] = [(TAG, TAG)]
-    if name != "direct":
+    if name not in ("direct", "trio-raw"):  # (the relay cannot route: it only forwards)
         cases.append((None, "main"))
     with grpc.insecure_channel(address) as channel:
         stub = unary(channel)
@@ -552,6 +564,7 @@ def start_all(args: argparse.Namespace, fleet: Fleet) -> dict[str, str]:
         "laneway": fleet.start_laneway,
         "nginx": fleet.start_nginx,
         "haproxy": fleet.start_haproxy,
+        "trio-raw": fleet.start_trio_relay,
     }
     for target in args.targets:
         if target in starters:

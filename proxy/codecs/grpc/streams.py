@@ -62,6 +62,13 @@ TRANSITIONS: dict[tuple[StreamState, StreamInput], StreamState] = {
 }
 
 
+#: TRANSITIONS as nested lists, ``_NEXT[state][input]``: indexing is several times cheaper
+#: than hashing a (state, input) tuple, and a relayed call takes a dozen steps.
+_NEXT: list[list[StreamState | None]] = [
+    [TRANSITIONS.get((state, event)) for event in StreamInput] for state in StreamState
+]
+
+
 class Stream:
     """One open stream: its state, windows, and the data held back by flow control."""
 
@@ -103,7 +110,7 @@ class Stream:
 
     def step(self, event: StreamInput) -> StreamState | None:
         """Apply ``event``; return the new state, or None when the table forbids it."""
-        new = TRANSITIONS.get((self.state, event))
+        new = _NEXT[self.state][event]
         if new is not None:
             self.state = new
         return new

@@ -112,3 +112,15 @@ def test_limits_validated() -> None:
         H2Limits(initial_stream_window=0)
     with pytest.raises(ValueError, match="initial_connection_window"):
         H2Limits(initial_connection_window=10)
+
+
+def test_the_indexed_transition_table_is_the_spec_table() -> None:
+    """``Stream.step`` indexes ``_NEXT``; it must say what TRANSITIONS says, pair by pair
+    (and the enums must stay dense from 0 for the indexing to mean anything)."""
+    from proxy.codecs.grpc.streams import _NEXT, TRANSITIONS, StreamInput, StreamState
+
+    assert [s.value for s in StreamState] == list(range(len(StreamState)))
+    assert [i.value for i in StreamInput] == list(range(len(StreamInput)))
+    for state in StreamState:
+        for event in StreamInput:
+            assert _NEXT[state][event] == TRANSITIONS.get((state, event)), (state, event)
