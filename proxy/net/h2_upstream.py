@@ -74,6 +74,8 @@ class H2Upstream:
         self._closed: str | None = None
         self._goaway = False
         self._cancel = trio.CancelScope()
+        self._key = id(self)  # (kick runs several times a call: no bound method per kick)
+        self._push = self._push_now
 
     @property
     def usable(self) -> bool:
@@ -103,7 +105,7 @@ class H2Upstream:
     def kick(self) -> None:
         """Something was queued on the codec: send it (at once when the socket has room,
         once per batch of events)."""
-        if not defer(id(self), self._push_now):
+        if not defer(self._key, self._push):
             self._push_now()
 
     def _push_now(self) -> None:

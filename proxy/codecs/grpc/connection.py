@@ -227,8 +227,11 @@ class H2Connection:
             end = len(buf)
             limit = self.limits.max_inbound_frame_size
             handlers = self._handlers
+            unpack = fr.HEADER_STRUCT.unpack_from
             while end - pos >= 9:
-                length, ftype, flags, sid = fr.parse_header(buf, pos)
+                high, low, ftype, flags, sid = unpack(buf, pos)  # (fr.parse_header, inlined)
+                length = (high << 8) | low
+                sid &= fr.STREAM_ID_MASK
                 if length > limit:
                     self.counters.oversized_frames += 1
                     raise _Flood(
@@ -238,7 +241,7 @@ class H2Connection:
                     )
                 if end - pos - 9 < length:
                     break
-                body = buf[pos + 9 : pos + 9 + length]
+                body = buf[pos + 9 : pos + 9 + length]  # (bytes: buf is bytes)
                 pos += 9 + length
                 if not self._settings_seen:
                     if ftype != fr.SETTINGS or flags & fr.ACK:
@@ -253,8 +256,11 @@ class H2Connection:
                     if handler is None:
                         self.counters.unknown_frames += 1  # RFC 9113 §5.5: ignore
                     else:
-                        fr.check_association(ftype, sid, length)
-                        handler(flags, sid, bytes(body))
+                        # DATA and HEADERS on a stream need no check: both belong on one
+                        # and have no fixed length.
+                        if ftype > fr.HEADERS or sid == 0:
+                            fr.check_association(ftype, sid, length)
+                        handler(flags, sid, body)
                 except H2StreamError as exc:
                     self._stream_error(exc)
                 if len(self._out) > self.limits.max_unflushed_bytes or (
@@ -460,7 +466,7 @@ class H2Connection:
     def _on_data(self, flags: int, sid: int, body: bytes) -> None:
         stream = self._stream_for(sid, fr.DATA)
         flow_len = len(body)
-        _, data = fr.strip_padding(body, flags, fr.DATA)
+        data = fr.strip_padding(body, flags, fr.DATA)[1] if flags & fr.PADDED else body
         if not self._conn_in.consume(flow_len):
             raise H2ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, "connection window exceeded")
         end = bool(flags & fr.END_STREAM)
@@ -497,7 +503,10 @@ class H2Connection:
             self._remote_end(stream)
 
     def _on_headers(self, flags: int, sid: int, body: bytes) -> None:
-        start, block = fr.strip_padding(body, flags, fr.HEADERS)
+        if flags & (fr.PADDED | fr.PRIORITY_FLAG):
+            start, block = fr.strip_padding(body, flags, fr.HEADERS)
+        else:
+            start, block = 0, body
         self._empty_frames = 0
         self._hb_stream_error = None
         if flags & fr.PRIORITY_FLAG and fr.priority_dependency(body, start) == sid:

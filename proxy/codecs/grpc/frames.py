@@ -29,9 +29,13 @@ FRAME_HEADER_SIZE = 9
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 _HEADER = struct.Struct(">HBBBL")
+#: The 9-byte frame header layout (length as 16 + 8 bits), for a caller that inlines
+#: :func:`parse_header` in its hot loop.
+HEADER_STRUCT = _HEADER
 _U32 = struct.Struct(">L")
 _PRIORITY = struct.Struct(">LB")
 _STREAM_ID_MASK = 0x7FFFFFFF
+STREAM_ID_MASK = _STREAM_ID_MASK
 
 
 class FrameType(enum.IntEnum):
