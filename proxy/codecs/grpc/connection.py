@@ -369,9 +369,28 @@ class H2Connection:
             raise H2UsageError(f"stream {stream_id} cannot send DATA")
         if stream.pending_end or stream.pending_trailers is not None:
             raise H2UsageError(f"stream {stream_id} is already ending")
+        n = len(data)
+        if (
+            n
+            and not stream.pending
+            and n <= stream.outbound
+            and n <= self._conn_out
+            and n <= self.peer_settings.max_frame_size
+        ):
+            # The common case (a message that fits the windows and one frame, nothing held):
+            # one frame now, what _flush would do without the queue round trip.
+            stream.outbound -= n
+            self._conn_out -= n
+            self._data_frames_sent += 1
+            self._queue(
+                fr.frame(fr.DATA, fr.END_STREAM if end_stream else 0, stream_id, data), False
+            )
+            if end_stream:
+                self._local_end(stream)
+            return 0
         if data:
             stream.pending.append(data)
-            stream.pending_bytes += len(data)
+            stream.pending_bytes += n
         stream.pending_end = end_stream
         self._flush(stream)
         return stream.pending_bytes
