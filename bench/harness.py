@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -32,3 +33,14 @@ def wait_ready_line(proc: subprocess.Popen[bytes], out: Path, pattern: str, name
 def rotated(items: Sequence[str], k: int) -> list[str]:
     k %= len(items)
     return [*items[k:], *items[:k]]
+
+
+def drain(sock: socket.socket) -> bytes:
+    """Everything a non-blocking socket holds now (the relay micro-benchmarks read the
+    proxy's output this way: no event loop, no waiting)."""
+    chunks = []
+    while True:
+        try:
+            chunks.append(sock.recv(1 << 20))
+        except BlockingIOError:
+            return b"".join(chunks)

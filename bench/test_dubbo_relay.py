@@ -23,6 +23,7 @@ import pytest
 import trio
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from bench.harness import drain
 from proxy.codecs.dubbo import (
     ClientConnection,
     RequestReceived,
@@ -66,15 +67,6 @@ REQUEST = encode_request(
     version="1.0.0",
 )
 ANSWER = encode_value_response(0, "hello world")
-
-
-def _drain(sock: socket.socket) -> bytes:
-    chunks = []
-    while True:
-        try:
-            chunks.append(sock.recv(1 << 20))
-        except BlockingIOError:
-            return b"".join(chunks)
 
 
 class Relay:
@@ -133,7 +125,7 @@ class Relay:
         consumer, provider = self.consumer, self.provider
         call_id = consumer.send_request(REQUEST)
         self._to_proxy_down(consumer.data_to_send())
-        for event in provider.receive_data(_drain(self.provider_sock)):
+        for event in provider.receive_data(drain(self.provider_sock)):
             assert type(event) is RequestReceived, event
             request = event.request
             if not self.checked:  # the tag re-injected (fallback to main): checked once
@@ -146,7 +138,7 @@ class Relay:
             provider.send_response(rewrite_request_id(ANSWER, request.request_id))
         self._to_proxy_up(provider.data_to_send())
         answered = False
-        for event in consumer.receive_data(_drain(self.consumer_sock)):
+        for event in consumer.receive_data(drain(self.consumer_sock)):
             assert type(event) is ResponseReceived, event
             response = event.response
             assert response.request_id == call_id, (response.request_id, call_id)

@@ -21,6 +21,7 @@ import pytest
 import trio
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from bench.harness import drain
 from proxy.codecs.grpc import events as ev
 from proxy.codecs.grpc.connection import H2Connection
 from proxy.codecs.grpc.grpc import encode_message
@@ -54,15 +55,6 @@ TRAILERS = [(b"grpc-status", b"0")]
 MESSAGE = encode_message(b"m" * 64)
 
 
-def _drain(sock: socket.socket) -> bytes:
-    chunks = []
-    while True:
-        try:
-            chunks.append(sock.recv(1 << 20))
-        except BlockingIOError:
-            return b"".join(chunks)
-
-
 class Relay:
     """The proxy's two connections plus the client and the provider codecs."""
 
@@ -88,7 +80,7 @@ class Relay:
         self.provider = H2Connection(client_side=False)
         # Handshakes: SETTINGS both ways on both connections.
         self._to_proxy_down(self.client.data_to_send())
-        self.client.receive_data(_drain(self.client_sock), 0.0)
+        self.client.receive_data(drain(self.client_sock), 0.0)
         self._to_proxy_down(self.client.data_to_send())
         self.provider.receive_data(self._flushed_up(), 0.0)
         self._to_proxy_up(self.provider.data_to_send())
@@ -103,7 +95,7 @@ class Relay:
 
     def _flushed_up(self) -> bytes:
         self.up.kick()
-        return _drain(self.provider_sock)
+        return drain(self.provider_sock)
 
     def _to_proxy_down(self, data: bytes) -> None:
         """What H2Downstream._read_loop does with one read."""
@@ -125,7 +117,7 @@ class Relay:
         client.send_headers(sid, REQUEST)
         client.send_data(sid, MESSAGE, end_stream=True)
         self._to_proxy_down(client.data_to_send())
-        for event in provider.receive_data(_drain(self.provider_sock), 0.0):
+        for event in provider.receive_data(drain(self.provider_sock), 0.0):
             if type(event) is ev.DataReceived:
                 provider.acknowledge_received_data(event.stream_id, len(event.data))
             elif type(event) is ev.StreamEnded:
@@ -135,7 +127,7 @@ class Relay:
                 provider.send_headers(up_sid, TRAILERS, end_stream=True)
         self._to_proxy_up(provider.data_to_send())
         ended = False
-        for event in client.receive_data(_drain(self.client_sock), 0.0):
+        for event in client.receive_data(drain(self.client_sock), 0.0):
             if type(event) is ev.DataReceived:
                 assert event.data == MESSAGE
                 client.acknowledge_received_data(sid, len(event.data))

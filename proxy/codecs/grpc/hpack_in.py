@@ -229,21 +229,7 @@ class HeaderDecoder:
                 if index > _STATIC_LEN:
                     dynamic_ref = True
                 field = self._field(index)
-            elif first & 0x40:  # §6.2.1 literal with incremental indexing
-                index = first & 0x3F
-                pos += 1
-                if index == 0x3F:
-                    index, pos = _integer(block, pos, 0x3F)
-                if index:
-                    dynamic_ref = dynamic_ref or index > _STATIC_LEN
-                    name = self._field(index)[0]
-                else:
-                    name, pos = _string(block, pos)
-                value, pos = _string(block, pos)
-                field = (name, value)
-                self._insert(field)
-                ops.append(field)
-            elif first & 0x20:  # §6.3 dynamic table size update
+            elif first & 0xE0 == 0x20:  # §6.3 dynamic table size update
                 if headers:
                     raise _error("table size update after a header field")
                 new_size = first & 0x1F
@@ -253,11 +239,15 @@ class HeaderDecoder:
                 self._resize(new_size)
                 ops.append(new_size)
                 continue
-            else:  # §6.2.2 without indexing (0000), §6.2.3 never indexed (0001)
-                index = first & 0x0F
+            else:
+                # A literal: with incremental indexing (§6.2.1, 01, 6-bit name index),
+                # without indexing (§6.2.2, 0000) or never indexed (§6.2.3, 0001; 4 bits).
+                indexing = first & 0x40
+                mask = 0x3F if indexing else 0x0F
+                index = first & mask
                 pos += 1
-                if index == 0x0F:
-                    index, pos = _integer(block, pos, 0x0F)
+                if index == mask:
+                    index, pos = _integer(block, pos, mask)
                 if index:
                     dynamic_ref = dynamic_ref or index > _STATIC_LEN
                     name = self._field(index)[0]
@@ -265,6 +255,9 @@ class HeaderDecoder:
                     name, pos = _string(block, pos)
                 value, pos = _string(block, pos)
                 field = (name, value)
+                if indexing:
+                    self._insert(field)
+                    ops.append(field)
             headers.append(field)
             size += len(field[0]) + len(field[1]) + ENTRY_OVERHEAD
             if size > limit:
