@@ -52,7 +52,10 @@ class RawSocketStream(trio.abc.Stream):
                 raise trio.BrokenResourceError(f"recv failed: {exc}") from exc
             self._read_ahead = len(data) == size
             if self._read_ahead:
-                await trio.lowlevel.checkpoint()  # a busy peer must not starve others
+                # A busy peer must not starve others: yield, but never raise Cancelled here,
+                # with the bytes already taken from the socket (trio's rule: a cancelled
+                # operation did not happen; the read loops' deadlines rely on it).
+                await trio.lowlevel.cancel_shielded_checkpoint()
             return data
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
