@@ -132,8 +132,15 @@ class MessageScanner:
 
     def feed(self, data: bytes) -> None:
         """Account for ``data``, the next bytes of the stream."""
-        pos = 0
         end = len(data)
+        if not self._remaining and not self._prefix and end >= PREFIX_SIZE:
+            # The common case: DATA holding exactly one whole message.
+            flag, length = _PREFIX.unpack_from(data, 0)
+            if PREFIX_SIZE + length == end:
+                _check_prefix(flag, length, self.max_size)
+                self.messages += 1
+                return
+        pos = 0
         while pos < end:
             if self._remaining:
                 take = min(self._remaining, end - pos)

@@ -141,6 +141,43 @@ def test_scanner_checks_without_buffering() -> None:
         scanner.feed(b"\0\x65")  # 101 bytes declared
 
 
+@given(
+    st.lists(st.binary(max_size=40), max_size=6),
+    st.lists(st.integers(min_value=1, max_value=60), max_size=12),
+)
+def test_scanner_chunked_agrees_with_byte_by_byte(payloads: list[bytes], cuts: list[int]) -> None:
+    """Whatever the DATA boundaries (one whole message per frame takes a shortcut), the
+    scanner counts what a byte-by-byte walk counts and stops at the same boundary."""
+    stream = b"".join(encode_message(p) for p in payloads)
+    chunks, pos = [], 0
+    for cut in cuts:
+        chunks.append(stream[pos : pos + cut])
+        pos += cut
+    chunks.append(stream[pos:])
+    whole = [encode_message(p) for p in payloads]
+    walked, chunked, framed = MessageScanner(), MessageScanner(), MessageScanner()
+    for i in range(len(stream)):
+        walked.feed(stream[i : i + 1])
+    for chunk in chunks:
+        chunked.feed(chunk)
+    for message in whole:
+        framed.feed(message)
+    for scanner in (chunked, framed):
+        assert scanner.messages == walked.messages == len(payloads)
+        assert scanner.at_boundary == walked.at_boundary
+
+
+def test_scanner_shortcut_still_enforces_the_limits() -> None:
+    """A frame holding exactly one message takes the shortcut and is still checked."""
+    with pytest.raises(MessageTooLarge):
+        MessageScanner(max_size=10).feed(encode_message(b"x" * 11))
+    with pytest.raises(BadRequest):
+        MessageScanner().feed(b"\x02\0\0\0\0")
+    scanner = MessageScanner(max_size=10)
+    scanner.feed(encode_message(b"x" * 10))
+    assert scanner.messages == 1 and scanner.at_boundary
+
+
 def test_bad_compressed_flag() -> None:
     """A compressed-flag other than 0/1 is a malformed message."""
     with pytest.raises(BadRequest):
