@@ -9,7 +9,7 @@ DEV_STAMP  := $(VENV)/.stamp-dev
 SYS_STAMP  := $(VENV)/.stamp-sys
 PROTO_STAMP := protos/.stamp
 
-.PHONY: run test lint typecheck unit bench bench-deps bench-e2e bench-grpc deps protos clean
+.PHONY: run test lint typecheck unit bench bench-deps bench-e2e bench-grpc deps native protos clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -31,10 +31,16 @@ $(SYS_STAMP): tests/setup_deps.sh tests/interop/node/package.json | $(PY)
 protos: $(DEV_STAMP)
 	$(PY) -m protos.build
 
-run: $(RUN_STAMP)
+# The HTTP/2 codec compiled with mypyc (proxy/native.py): rebuilt when its sources change,
+# removed (pure Python runs) when mypy is not installed. Never a stale build.
+native: | $(PY)
+	$(PY) -m proxy.native
+
+run: $(RUN_STAMP) native
 	$(VENV)/bin/laneway demo
 
 deps: $(DEV_STAMP) $(SYS_STAMP)
+	$(PY) -m proxy.native
 
 lint: deps
 	$(VENV)/bin/ruff check .
@@ -75,3 +81,4 @@ bench-grpc: bench-deps
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tests/interop/node/node_modules
+	rm -f proxy/codecs/grpc/*.so proxy/codecs/grpc/.native-stamp

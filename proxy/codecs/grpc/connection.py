@@ -69,38 +69,43 @@ from proxy.codecs.grpc.streams import Stream, StreamInput, StreamState
 _Headers = Sequence[tuple[bytes, bytes]]
 
 
+#: Every H2Counters field (a module constant: the class is compiled by mypyc, where
+#: ``self.__slots__`` is not visible).
+_COUNTER_NAMES = (
+    "coalesced_resets",
+    "compression_errors",
+    "connection_errors",
+    "continuation_floods",
+    "control_rate_trips",
+    "empty_frame_trips",
+    "frames_on_reset_streams",
+    "header_lists_too_large",
+    "outbound_floods",
+    "oversized_frames",
+    "premature_resets",
+    "priority_floods",
+    "priority_frames",
+    "rapid_reset_trips",
+    "refused_streams",
+    "stream_errors",
+    "streams_opened",
+    "unknown_frames",
+    "window_update_floods",
+)
+
+
 class H2Counters:
     """Named counters of one connection (exported as metrics by the transport)."""
 
-    __slots__ = (
-        "coalesced_resets",
-        "compression_errors",
-        "connection_errors",
-        "continuation_floods",
-        "control_rate_trips",
-        "empty_frame_trips",
-        "frames_on_reset_streams",
-        "header_lists_too_large",
-        "outbound_floods",
-        "oversized_frames",
-        "premature_resets",
-        "priority_floods",
-        "priority_frames",
-        "rapid_reset_trips",
-        "refused_streams",
-        "stream_errors",
-        "streams_opened",
-        "unknown_frames",
-        "window_update_floods",
-    )
+    __slots__ = _COUNTER_NAMES
 
     def __init__(self) -> None:
-        for name in self.__slots__:
+        for name in _COUNTER_NAMES:
             setattr(self, name, 0)
 
     def as_dict(self) -> dict[str, int]:
         """All counters by name."""
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {name: getattr(self, name) for name in _COUNTER_NAMES}
 
     coalesced_resets: int
     compression_errors: int
