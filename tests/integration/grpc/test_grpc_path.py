@@ -9,6 +9,12 @@ import trio
 from tests.integration.grpc.stack import FEATURE, SERVICE, running_grpc_stack
 from tests.polling import until
 
+CLOCK_SLACK_S = 0.002
+# why: the provider reads its deadline through grpcio's time_remaining(), which converts
+# between the core's clocks; a proxy that forwards the remaining time promptly shows up to
+# ~1 ms above the caller's 0.2 s there. A proxy that forwarded its own default (15 s), or
+# anything more than 2 ms over the caller's budget, still fails.
+
 
 async def test_untagged_unary_reaches_main_only() -> None:
     async with running_grpc_stack() as stack:
@@ -102,7 +108,7 @@ async def test_deadline_is_enforced_and_propagated() -> None:
         assert took < 0.45
         # The provider saw the remaining deadline (grpc-timeout), never a longer one.
         remaining = stack.main.time_remaining[-1]
-        assert remaining is not None and 0 < remaining <= 0.2
+        assert remaining is not None and 0 < remaining <= 0.2 + CLOCK_SLACK_S
         await trio.to_thread.run_sync(lambda: stack.main.cancelled.wait(2))
         assert stack.main.cancelled.is_set()
 
