@@ -31,7 +31,7 @@ $(SYS_STAMP): tests/setup_deps.sh tests/interop/node/package.json | $(PY)
 protos: $(DEV_STAMP)
 	$(PY) -m protos.build
 
-# The HTTP/2 codec compiled with mypyc (proxy/native.py): rebuilt when its sources change,
+# The HTTP/2 codec and the route table compiled with mypyc (proxy/native.py): rebuilt when its sources change,
 # removed (pure Python runs) when mypy is not installed. Never a stale build.
 native: | $(PY)
 	$(PY) -m proxy.native
@@ -81,4 +81,4 @@ bench-grpc: bench-deps
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tests/interop/node/node_modules
-	rm -f proxy/codecs/grpc/*.so proxy/codecs/grpc/.native-stamp
+	find proxy routing -name '*.so' -delete; rm -f proxy/codecs/grpc/.native-stamp

@@ -1,11 +1,12 @@
-"""The HTTP/2 codec compiled with mypyc: same Python sources, built in place by ``make``.
+"""The HTTP/2 codec and the route table compiled with mypyc: same Python sources, built in
+place by ``make``.
 
 Why: the codec is the larger half of laneway's per-call CPU on the gRPC path, and mypyc
 (the compiler that ships with mypy, for code as type-annotated as ours) runs it ~1.5x
 faster: a relayed unary call costs the proxy ~55 us instead of ~80 us
-(``bench/test_grpc_relay.py``, ``bench/RESULTS.md``). Nothing is written by hand in C and
-the sources stay the reference: without a compiler (or mypy) laneway runs them as they
-are, only slower.
+(``bench/test_grpc_relay.py``, ``bench/RESULTS.md``); ``routing.table`` (decide(), on every
+call of both protocols) comes along. Nothing is written by hand in C and the sources stay
+the reference: without a compiler (or mypy) laneway runs them as they are, only slower.
 
 ``python -m proxy.native`` builds the extension modules next to their sources (one ``.so``
 per module) when they are missing or stale, and records a stamp: a hash of the compiled
@@ -15,7 +16,8 @@ removes them. A ``.so`` shadows its ``.py`` at import, so a stale one would run 
 
 Modules that define exception classes overriding class attributes (``grpc.py``,
 ``errors.py``) stay interpreted: compiled subclasses of interpreted exceptions do not see
-those overrides.
+those overrides. The Dubbo and Hessian codecs stay interpreted too: compiled, the Hessian
+encoder and a dataclass field typed ``object`` behave differently (tried; tests caught it).
 """
 
 from __future__ import annotations
@@ -29,17 +31,32 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "proxy" / "codecs" / "grpc"
-MODULES = ("connection", "hpack_in", "hpack_out", "frames", "streams", "flow", "headers", "events")
+MODULES = (
+    "proxy/codecs/grpc/connection",
+    "proxy/codecs/grpc/hpack_in",
+    "proxy/codecs/grpc/hpack_out",
+    "proxy/codecs/grpc/frames",
+    "proxy/codecs/grpc/streams",
+    "proxy/codecs/grpc/flow",
+    "proxy/codecs/grpc/headers",
+    "proxy/codecs/grpc/events",
+    "routing/table",
+    "routing/pick",
+)
 STAMP = PACKAGE / ".native-stamp"
+PACKAGES = ("proxy", "routing")
 
 
 def _sources() -> list[Path]:
-    return [PACKAGE / f"{name}.py" for name in MODULES]
+    return [ROOT / f"{name}.py" for name in MODULES]
 
 
 def built() -> list[Path]:
-    """The compiled files present now (extension modules and their mypyc helpers)."""
-    return sorted(p for name in MODULES for p in PACKAGE.glob(f"{name}*.so"))
+    """Every compiled file in laneway's packages (extension modules and mypyc helpers).
+
+    All of them, not only those of MODULES: a module dropped from the list must not leave
+    an old build shadowing its source."""
+    return sorted(p for top in PACKAGES for p in (ROOT / top).rglob("*.so"))
 
 
 def fingerprint() -> str:
@@ -81,7 +98,8 @@ def build() -> bool:
     with tempfile.TemporaryDirectory(prefix="laneway-native-") as tmp:
         # setuptools reads a pyproject.toml in the working directory: build from a directory
         # holding only a link to the package, so the outputs land next to the sources.
-        (Path(tmp) / "proxy").symlink_to(ROOT / "proxy", target_is_directory=True)
+        for top in PACKAGES:
+            (Path(tmp) / top).symlink_to(ROOT / top, target_is_directory=True)
         os.chdir(tmp)
         try:
             setup(
@@ -89,7 +107,7 @@ def build() -> bool:
                 packages=[],
                 py_modules=[],
                 ext_modules=mypycify(
-                    [f"proxy/codecs/grpc/{name}.py" for name in MODULES],
+                    [f"{name}.py" for name in MODULES],
                     opt_level="3",
                     separate=True,
                 ),
@@ -102,7 +120,7 @@ def build() -> bool:
         finally:
             os.chdir(cwd)
     STAMP.write_text(fingerprint() + "\n")
-    print(f"laneway native: built {len(built())} files in {PACKAGE.relative_to(ROOT)}")
+    print(f"laneway native: built {len(built())} files ({len(MODULES)} modules)")
     return True
 
 
