@@ -31,7 +31,7 @@ $(SYS_STAMP): tests/setup_deps.sh tests/interop/node/package.json | $(PY)
 protos: $(DEV_STAMP)
 	$(PY) -m protos.build
 
-# The gRPC data path (HTTP/2 codec, relay, routing) compiled with mypyc (proxy/native.py): rebuilt when its sources change,
+# The data paths (codecs, relays, routing) compiled with mypyc (proxy/native.py): rebuilt when its sources change,
 # removed (pure Python runs) when mypy is not installed. Never a stale build.
 native: | $(PY)
 	$(PY) -m proxy.native

@@ -1,11 +1,13 @@
-"""The gRPC data path compiled with mypyc: same Python sources, built in place by ``make``.
+"""The data paths compiled with mypyc: same Python sources, built in place by ``make``.
 
-Why: laneway's per-call CPU on the gRPC path is Python work in the HTTP/2 codec, the relay
-(``grpc_forward``) and routing (``router``, ``health``, ``routing.table``), and mypyc (the
-compiler that ships with mypy, for code as type-annotated as ours) runs that ~2x faster: a
-relayed unary call costs the proxy ~41 us instead of ~80 us (``bench/test_grpc_relay.py``,
-``bench/RESULTS.md``). Nothing is written by hand in C and the sources stay the reference:
-without a compiler (or mypy) laneway runs them as they are, only slower.
+Why: laneway's per-call CPU is Python work in the codecs, the relays (``grpc_forward``,
+``forward``) and routing (``router``, ``health``, ``routing.table``), and mypyc (the
+compiler that ships with mypy, for code as type-annotated as ours) runs that about twice
+as fast: a relayed unary gRPC call costs the proxy ~41 us instead of ~80 us, and the Dubbo
+relay benchmark (consumer and provider codecs included) takes ~32 us a call instead of
+~43 us (``bench/test_grpc_relay.py``, ``bench/test_dubbo_relay.py``,
+``bench/RESULTS.md``). Nothing is written by hand in C and the sources stay the
+reference: without a compiler (or mypy) laneway runs them as they are, only slower.
 
 ``python -m proxy.native`` builds the extension modules next to their sources (one ``.so``
 per module) when they are missing or stale, and records a stamp: a hash of the compiled
@@ -15,8 +17,9 @@ removes them. A ``.so`` shadows its ``.py`` at import, so a stale one would run 
 
 Modules that define exception classes overriding class attributes (``grpc.py``,
 ``errors.py``) stay interpreted: compiled subclasses of interpreted exceptions do not see
-those overrides. The Dubbo and Hessian codecs stay interpreted too: compiled, the Hessian
-encoder and a dataclass field typed ``object`` behave differently (tried; tests caught it).
+those overrides. The Hessian codec and ``dubbo.response`` stay interpreted too: compiled,
+the Hessian encoder and a dataclass field typed ``object`` behaved differently (tried; the
+tests caught it).
 """
 
 from __future__ import annotations
@@ -44,6 +47,11 @@ MODULES = (
     "proxy/grpc_forward",
     "proxy/router",
     "proxy/health",
+    "proxy/forward",
+    "proxy/codecs/dubbo/framer",
+    "proxy/codecs/dubbo/header",
+    "proxy/codecs/dubbo/request",
+    "proxy/codecs/dubbo/events",
 )
 STAMP = PACKAGE / ".native-stamp"
 PACKAGES = ("proxy", "routing")
