@@ -72,11 +72,11 @@ bench-deps: $(DEV_STAMP)
 	$(PIP) install -q py-spy
 
 # End-to-end Dubbo: direct vs laneway vs haproxy TCP mode vs bare trio relays (issue 5).
-bench-e2e: bench-deps
+bench-e2e: bench-deps native
 	$(PY) -m bench.e2e_dubbo
 
 # End-to-end gRPC: direct vs laneway vs nginx grpc_pass vs haproxy h2, h2load (issue 6).
-bench-grpc: bench-deps
+bench-grpc: bench-deps native
 	$(PY) -m bench.e2e_grpc --profile 8
 
 clean:

@@ -59,7 +59,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bench.harness import BenchError, rotated, wait_ready_line
+from bench.harness import BenchError, native_state, rotated, wait_ready_line
 from proxy.codecs.dubbo import HEADER_LENGTH, encode_request
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -777,7 +777,7 @@ def code_state() -> str:
     dirty = git("status", "--porcelain", "--", "proxy", "routing")
     state = "with uncommitted changes in proxy/ or routing/" if dirty else "clean"
     head = git("rev-parse", "--short", "HEAD")
-    return f"commit {head}, {state}, sources {digest.hexdigest()[:12]}"
+    return f"commit {head}, {state}, sources {digest.hexdigest()[:12]}, {native_state()}"
 
 
 def report(results: dict[str, TargetResult], args: argparse.Namespace, load: list[str]) -> str:
@@ -879,6 +879,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        say(f"laneway runs: {native_state()}")  # (refuses a stale build before measuring)
+    except BenchError as exc:
+        say(f"failed: {exc}")
+        return 1
     workdir = Path(tempfile.mkdtemp(prefix="laneway-e2e-"))
     fleet = Fleet(workdir)
     load = [" ".join(f"{x:.2f}" for x in os.getloadavg())]

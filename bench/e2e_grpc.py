@@ -69,7 +69,7 @@ from pathlib import Path
 import grpc
 
 from bench.grpc_upstream import MESSAGE_SIZE, message_for
-from bench.harness import BenchError, rotated, wait_ready_line
+from bench.harness import BenchError, native_state, rotated, wait_ready_line
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
@@ -122,8 +122,8 @@ def code_state() -> str:
         return "unknown (no git)"
     changed = len(dirty.splitlines())
     if not changed:
-        return head.strip()
-    return f"{head.strip()} + {changed} uncommitted files in proxy/, routing/"
+        return f"{head.strip()}, {native_state()}"
+    return f"{head.strip()} + {changed} uncommitted files in proxy/, routing/, {native_state()}"
 
 
 def loadavg() -> str:
@@ -891,6 +891,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        say(f"laneway runs: {native_state()}")  # (refuses a stale build before measuring)
+    except BenchError as exc:
+        say(f"failed: {exc}")
+        return 1
     workdir = Path(tempfile.mkdtemp(prefix="laneway-grpc-"))
     workdir.chmod(0o755)  # nginx workers run as www-data and read the static responses
     fleet = Fleet(workdir)

@@ -44,3 +44,14 @@ def drain(sock: socket.socket) -> bytes:
             chunks.append(sock.recv(1 << 20))
         except BlockingIOError:
             return b"".join(chunks)
+
+
+def native_state() -> str:
+    """Whether the laneway measured runs the mypyc build (``proxy/native.py``); refuses a
+    stale build, which would measure old code."""
+    from proxy import native
+
+    if native.stale():
+        raise BenchError("the compiled modules are older than their sources: run `make native`")
+    files = native.built()
+    return f"native build ({len(native.MODULES)} modules)" if files else "interpreted"
