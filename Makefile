@@ -81,4 +81,4 @@ bench-grpc: bench-deps native
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tests/interop/node/node_modules
-	find proxy routing -name '*.so' -delete; rm -f proxy/codecs/grpc/.native-stamp
+	find proxy routing -name '*.so' -delete; rm -f proxy/.native-stamp

@@ -32,7 +32,6 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGE = ROOT / "proxy" / "codecs" / "grpc"
 MODULES = (
     "proxy/codecs/grpc/connection",
     "proxy/codecs/grpc/hpack_in",
@@ -53,7 +52,7 @@ MODULES = (
     "proxy/codecs/dubbo/request",
     "proxy/codecs/dubbo/events",
 )
-STAMP = PACKAGE / ".native-stamp"
+STAMP = ROOT / "proxy" / ".native-stamp"
 PACKAGES = ("proxy", "routing")
 
 
